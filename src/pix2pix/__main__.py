@@ -1,0 +1,3 @@
+from pix2pix.cli import main
+
+raise SystemExit(main())

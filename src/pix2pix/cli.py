@@ -1,0 +1,185 @@
+"""The `pix2pix` command: train, translate and demo. Parses flags into typed configs and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config import (
+    FIELDS,
+    OBJECTIVES,
+    SECTIONS,
+    ConfigError,
+    RunConfig,
+    field_type,
+    flatten_settings,
+    read_settings_file,
+)
+from pix2pix.data.images import DataError
+from pix2pix.devices import DeviceError
+from pix2pix.runs import RunDir, RunError
+
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every default, keeps the description's line breaks."""
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; unset flags stay absent so a config file's value is not overridden."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} settings")
+        for spec in dataclasses.fields(cls):
+            kind, optional = field_type(spec)
+            flag = "--" + spec.name.replace("_", "-")
+            choices = spec.metadata.get("choices")
+            options = f"{'|'.join(map(str, choices))}; " if choices else ""
+            help_text = f"{spec.metadata['help']} ({options}default: {spec.default})"
+            if kind is bool:
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                   help=help_text)
+            else:
+                parse = _optional_int if optional and kind is int else kind
+                group.add_argument(flag, type=parse, choices=choices,
+                                   default=argparse.SUPPRESS, help=help_text, metavar=spec.name.upper())
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+
+
+def with_objective(settings: dict[str, Any], source: str) -> dict[str, Any]:
+    """Expands an `objective` preset into its settings; explicit settings beside it win."""
+    settings = dict(settings)
+    name = settings.pop("objective", None)
+    if name is None:
+        return settings
+    if name not in OBJECTIVES:
+        raise ConfigError(f"{source}: unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
+    return {**OBJECTIVES[name], **settings}
+
+
+def train_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults (or the run's saved config when resuming) <- config file <- flags."""
+    base = RunDir(args.out).load_config() if args.resume else RunConfig()
+    file_settings: dict[str, Any] = {}
+    if args.config:
+        file_settings = with_objective(flatten_settings(read_settings_file(args.config)), str(args.config))
+    flag_settings = settings_from(args)
+    if "objective" in args:
+        flag_settings = with_objective({"objective": args.objective, **flag_settings}, "--objective")
+    config = base.updated({**file_settings, **flag_settings}, "command line")
+    if args.resume and config.model != base.model:
+        raise ConfigError(f"{args.out}: --resume cannot change the model settings; "
+                          "start a new run with another --out instead")
+    if not config.data.data:
+        raise ConfigError("no dataset: pass --data DIR (or set data in --config)")
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pix2pix.training.loop import train
+
+    config = train_config(args)
+    result = train(config, args.out, resume=args.resume)
+    state = "interrupted at" if result.interrupted else "finished at"
+    print(f"Training {state} step {result.step}. Run folder: {result.run_dir}\n"
+          f"Report: {result.run_dir / 'report.html'}")
+    return 130 if result.interrupted else 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from pix2pix.evaluation.report import ReportRow, write_translation_report
+    from pix2pix.inference import Translator, translate_files
+
+    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device)
+    summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
+    rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
+    if rows:
+        report = write_translation_report(args.out, rows, f"pix2pix translations ({args.mode} mode)", args.run)
+        print(f"Translated {len(rows)} image(s) into {args.out}. Report: {report}")
+    for failure in summary.failed:
+        print(f"failed: {failure}", file=sys.stderr)
+    if summary.failed or not rows:
+        print(f"pix2pix: {len(summary.failed)} of {len(summary.failed) + len(rows)} input(s) failed",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pix2pix.demo import run_demo
+
+    report = run_demo(args.out, size=args.size, steps=args.steps, seed=args.seed)
+    print(f"\nDemo done. Open the report: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pix2pix", formatter_class=HelpFormatter,
+                                     description="Image-to-image translation with conditional GANs "
+                                                 "(Isola et al., CVPR 2017).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train on paired images (the paper's defaults)",
+                                formatter_class=HelpFormatter,
+                                description="Train G and D. Settings: defaults <- --config file <- flags.\n"
+                                            f"Objectives (the paper's ablations): {', '.join(OBJECTIVES)}.")
+    train.add_argument("--out", type=Path, required=True, help="run folder to write (or to resume)")
+    train.add_argument("--config", type=Path, help="TOML or JSON settings file (sections model/data/train, or flat)")
+    train.add_argument("--objective", choices=list(OBJECTIVES), default=argparse.SUPPRESS,
+                       help="loss preset that sets gan_mode, lambda_l1 and conditional (default: l1+cgan)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    add_setting_flags(train)
+    train.set_defaults(handler=cmd_train)
+
+    translate = commands.add_parser("translate", help="translate images of any size with a trained run",
+                                    formatter_class=HelpFormatter)
+    translate.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
+    translate.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="image files or folders")
+    translate.add_argument("--out", type=Path, required=True, help="folder for outputs and report.html")
+    translate.add_argument("--mode", choices=["paper", "eval"], default="paper",
+                           help="paper: dropout on and batch statistics, as in the paper; eval: deterministic")
+    translate.add_argument("--seed", type=int, default=None, help="makes paper-mode outputs reproducible")
+    translate.add_argument("--aligned", action="store_true",
+                           help="inputs are A|B pairs: translate the input half, also write the target")
+    translate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    translate.set_defaults(handler=cmd_translate)
+
+    demo = commands.add_parser("demo", help="make the embedded facades data, train on it, translate, report",
+                               formatter_class=HelpFormatter)
+    demo.add_argument("--out", type=Path, default=Path("demo"), help="folder for data, run and results")
+    demo.add_argument("--size", type=int, default=128, help="image size of the embedded data")
+    demo.add_argument("--steps", type=int, default=1500, help="training iterations")
+    demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def user_message(err: Exception) -> str:
+    """The error's own message; for one re-raised from a data-loader worker, without the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as err:
+        print(f"pix2pix: error: {user_message(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pix2pix: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,226 @@
+"""Typed settings for a run, saved with every checkpoint so a run folder alone rebuilds its models.
+
+Three sections, each a dataclass: what the networks are (`ModelConfig`), what they see (`DataConfig`) and how
+they are trained (`TrainConfig`). Field names are unique across sections so that each one is also a flat CLI
+flag (`lambda_l1` -> `--lambda-l1`). Defaults reproduce the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pix2pix.atomic import write_text_atomic
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, with the reason and the fix in the message."""
+
+
+def _setting(default: Any, help: str, choices: tuple | None = None) -> Any:
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
+
+
+NORMS = ("batch", "instance", "none")
+PATCH_SIZES = (1, 16, 70, 286)
+GAN_MODES = ("vanilla", "lsgan", "none")
+PREPROCESS = ("resize_and_crop", "scale_width_and_crop", "resize", "none")
+DIRECTIONS = ("AtoB", "BtoA")
+LAYOUTS = ("auto", "aligned", "folders")
+
+
+@dataclass
+class ModelConfig:
+    input_nc: int = _setting(3, "channels of the input image")
+    output_nc: int = _setting(3, "channels of the output image")
+    ngf: int = _setting(64, "generator filters in the first layer")
+    num_downs: int | None = _setting(None, "U-Net downsamplings; default follows the crop size (8 at 256)")
+    skip_connections: bool = _setting(True, "U-Net skips; off gives the paper's encoder-decoder ablation")
+    norm: str = _setting("batch", "normalization layer in both nets", NORMS)
+    dropout: float = _setting(0.5, "dropout in the three innermost decoder blocks (the only noise in G)")
+    ndf: int = _setting(64, "discriminator filters in the first layer")
+    patch: int = _setting(70, "PatchGAN receptive field in pixels", PATCH_SIZES)
+    conditional: bool = _setting(True, "D sees the input beside the output (cGAN); off: unconditional GAN")
+    init_gain: float = _setting(0.02, "std of the N(0, std) weight init")
+
+
+@dataclass
+class DataConfig:
+    data: str = _setting("", "dataset folder: aligned A|B images or A/ and B/ folders, optionally in train/")
+    layout: str = _setting("auto", "aligned A|B files, or A/ and B/ folders matched by name", LAYOUTS)
+    direction: str = _setting("AtoB", "which half is the input", DIRECTIONS)
+    preprocess: str = _setting("resize_and_crop", "training jitter", PREPROCESS)
+    load_size: int = _setting(286, "resize to this before the random crop")
+    crop_size: int = _setting(256, "training crop size")
+    flip: bool = _setting(True, "random horizontal mirroring")
+    num_workers: int = _setting(2, "data-loading worker processes")
+
+
+@dataclass
+class TrainConfig:
+    gan_mode: str = _setting("vanilla", "GAN objective", GAN_MODES)
+    lambda_l1: float = _setting(100.0, "weight of the L1 term (0 turns it off)")
+    lr: float = _setting(2e-4, "Adam learning rate for both nets")
+    beta1: float = _setting(0.5, "Adam beta1")
+    beta2: float = _setting(0.999, "Adam beta2")
+    batch_size: int = _setting(1, "images per iteration (1: batch norm acts as instance norm)")
+    n_epochs: int = _setting(100, "epochs at the initial learning rate")
+    n_epochs_decay: int = _setting(100, "epochs of linear decay to zero after that")
+    max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)")
+    seed: int = _setting(0, "seed of weights, data order, jitter and dropout")
+    device: str = _setting("auto", "auto, cpu, cuda or cuda:N")
+    save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)")
+    keep_checkpoints: int = _setting(2, "how many full checkpoints to keep")
+    log_every: int = _setting(10, "average and log the losses every N iterations")
+    num_samples: int = _setting(4, "images in the per-epoch sample grid")
+    val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end")
+
+
+OBJECTIVES: dict[str, dict[str, Any]] = {
+    "l1": {"gan_mode": "none", "lambda_l1": 100.0, "conditional": True},
+    "gan": {"gan_mode": "vanilla", "lambda_l1": 0.0, "conditional": False},
+    "cgan": {"gan_mode": "vanilla", "lambda_l1": 0.0, "conditional": True},
+    "l1+gan": {"gan_mode": "vanilla", "lambda_l1": 100.0, "conditional": False},
+    "l1+cgan": {"gan_mode": "vanilla", "lambda_l1": 100.0, "conditional": True},
+}
+"""The paper's loss ablations (Table 1) as presets of the three underlying settings."""
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
+        config = cls()
+        return config.updated(flatten_settings(values), source)
+
+    def updated(self, flat: dict[str, Any], source: str = "settings") -> RunConfig:
+        """A copy with flat `name: value` settings applied, each checked against its field's type and choices."""
+        sections = {name: dataclasses.replace(getattr(self, name)) for name in SECTIONS}
+        for name, value in flat.items():
+            section = SECTION_OF.get(name)
+            if section is None:
+                raise ConfigError(f"{source}: unknown setting {name!r}")
+            spec = FIELDS[name]
+            setattr(sections[section], name, _coerce(value, spec, source))
+        config = RunConfig(**sections)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        m, d, t = self.model, self.data, self.train
+        if d.crop_size < 8 or d.crop_size & (d.crop_size - 1):
+            raise ConfigError(f"crop_size {d.crop_size} must be a power of two >= 8 (the U-Net halves it)")
+        if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.load_size < d.crop_size:
+            raise ConfigError(f"load_size {d.load_size} is smaller than crop_size {d.crop_size}")
+        if m.num_downs is not None and not 1 <= m.num_downs <= d.crop_size.bit_length() - 1:
+            raise ConfigError(f"num_downs {m.num_downs} must be >= 1 and 2**num_downs <= crop_size {d.crop_size}")
+        if not 0.0 <= m.dropout < 1.0:
+            raise ConfigError(f"dropout {m.dropout} must be in [0, 1)")
+        if t.gan_mode == "none" and t.lambda_l1 <= 0:
+            raise ConfigError("gan_mode 'none' with lambda_l1 0 leaves nothing to train; set --lambda-l1 > 0")
+        if t.batch_size < 1 or t.n_epochs < 0 or t.n_epochs_decay < 0 or t.n_epochs + t.n_epochs_decay < 1:
+            raise ConfigError("batch_size must be >= 1 and n_epochs + n_epochs_decay >= 1")
+
+    @property
+    def generator_depth(self) -> int:
+        """The U-Net depth: the paper's 8 downsamplings at 256, one fewer per halving of the crop."""
+        return self.model.num_downs or self.data.crop_size.bit_length() - 1
+
+    @property
+    def objective(self) -> str:
+        """The paper's name for the current loss settings, or 'custom'."""
+        current = {"gan_mode": self.train.gan_mode, "lambda_l1": self.train.lambda_l1,
+                   "conditional": self.model.conditional}
+        for name, preset in OBJECTIVES.items():
+            if current == preset:
+                return name
+        return "custom"
+
+    def save(self, path: Path) -> None:
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        return cls.from_dict(read_settings_file(path), str(path))
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+FIELDS: dict[str, dataclasses.Field] = {
+    f.name: f for section in SECTIONS.values() for f in dataclasses.fields(section)
+}
+SECTION_OF: dict[str, str] = {
+    f.name: name for name, section in SECTIONS.items() for f in dataclasses.fields(section)
+}
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Reads a TOML or JSON settings file (by extension), nested in sections or flat."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from err
+    try:
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        return json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {err}") from err
+
+
+def flatten_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings in sections (`[model]`, `[data]`, `[train]`) or flat, as one flat dict (`data` may be either the
+    section or the dataset folder setting)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def field_type(spec: dataclasses.Field) -> tuple[type, bool]:
+    """The field's scalar type and whether it accepts None (from `int | None` style annotations)."""
+    hint = typing.get_type_hints(SECTIONS[SECTION_OF[spec.name]])[spec.name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        scalar = next(a for a in args if a is not type(None))
+        return scalar, type(None) in args
+    return hint, False
+
+
+def _coerce(value: Any, spec: dataclasses.Field, source: str) -> Any:
+    kind, optional = field_type(spec)
+    if value is None and optional:
+        return None
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{source}: {spec.name} must be {kind.__name__}, got {value!r}")
+    choices = spec.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{source}: {spec.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value

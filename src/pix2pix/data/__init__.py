@@ -1,0 +1,1 @@
+"""Paired datasets, paired transforms and dataset tools."""

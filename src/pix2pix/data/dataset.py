@@ -1,0 +1,154 @@
+"""Paired datasets on disk: aligned A|B files, or A/ and B/ folders matched by file name."""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pix2pix.config import DataConfig
+from pix2pix.data.images import DataError, image_to_tensor, is_image_file, load_image, split_aligned
+from pix2pix.data.transforms import apply_jitter, evaluation_jitter, sample_jitter
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    a: Path
+    b: Path | None  # None: `a` is an aligned A|B file
+
+
+def split_folder(root: Path, split: str) -> Path | None:
+    """`root/split` when the dataset has splits; a dataset without them is all training data."""
+    root = Path(root)
+    if (root / split).is_dir():
+        return root / split
+    return root if split == "train" else None
+
+
+def detect_layout(folder: Path, layout: str) -> str:
+    if layout != "auto":
+        return layout
+    return "folders" if (folder / "A").is_dir() and (folder / "B").is_dir() else "aligned"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def _by_name(folder: Path) -> dict[str, Path]:
+    """Files keyed by name without extension; two files of one name (x.png, x.jpg) cannot be paired."""
+    files: dict[str, Path] = {}
+    for path in _images_in(folder):
+        if path.stem in files:
+            raise DataError(f"{path}: same name as {files[path.stem].name}, so its partner is ambiguous; "
+                            "rename or remove one")
+        files[path.stem] = path
+    return files
+
+
+def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
+    """All pairs in one split folder; for A/ and B/ folders, files pair by name without extension."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: dataset folder not found")
+    if detect_layout(folder, layout) == "aligned":
+        pairs = [Pair(p.stem, p, None) for p in _images_in(folder)]
+    else:
+        a_files, b_files = _by_name(folder / "A"), _by_name(folder / "B")
+        missing = sorted(a_files.keys() ^ b_files.keys())
+        if missing:
+            raise DataError(f"{folder}: {len(missing)} file(s) in A/ or B/ have no partner, e.g. "
+                            f"{', '.join(missing[:5])}; add or remove them")
+        pairs = [Pair(name, a_files[name], b_files[name]) for name in sorted(a_files)]
+    if not pairs:
+        raise DataError(f"{folder}: no images found (expected aligned A|B files, or A/ and B/ folders)")
+    return pairs
+
+
+class PairedDataset(Dataset):
+    """Input and target tensors of one pair, jittered identically.
+
+    In training, items are addressed by `(epoch, index)` and the jitter is drawn from a generator seeded by
+    (seed, epoch, index): the same in any worker process, so a resumed run sees exactly the same data.
+    """
+
+    def __init__(self, pairs: list[Pair], config: DataConfig, input_nc: int, output_nc: int,
+                 train: bool, seed: int = 0) -> None:
+        self.pairs = pairs
+        self.config = config
+        self.channels = (input_nc, output_nc) if config.direction == "AtoB" else (output_nc, input_nc)
+        self.train = train
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load_pair(self, pair: Pair):
+        """(input, target) PIL images, in the configured direction."""
+        if pair.b is None:
+            if self.channels[0] != self.channels[1]:
+                raise DataError(f"{pair.a}: aligned files need the same channel count for A and B; "
+                                "use A/ and B/ folders instead")
+            a, b = split_aligned(load_image(pair.a, self.channels[0]), pair.a)
+        else:
+            a, b = load_image(pair.a, self.channels[0]), load_image(pair.b, self.channels[1])
+            if a.size != b.size:
+                raise DataError(f"{pair.b}: size {b.size} differs from its partner {pair.a} ({a.size})")
+        return (a, b) if self.config.direction == "AtoB" else (b, a)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        pair = self.pairs[index]
+        source, target = self.load_pair(pair)
+        if self.train:
+            jitter = sample_jitter(self.config, *source.size, random.Random(f"{self.seed}/{epoch}/{index}"))
+        else:
+            jitter = evaluation_jitter(self.config, *source.size)
+        return {"input": image_to_tensor(apply_jitter(source, jitter)),
+                "target": image_to_tensor(apply_jitter(target, jitter)), "name": pair.name}
+
+
+class EpochSampler(Sampler):
+    """Yields `(epoch, index)` in an order fixed by (seed, epoch), from `start` on, so that a run resumed
+    mid-epoch continues with exactly the images it had not seen yet."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.size, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, i) for i in self.order(self.epoch)[self.start:])
+
+    def __len__(self) -> int:
+        return self.size - self.start
+
+
+def _ignore_interrupts(_worker_id: int) -> None:
+    """Ctrl-C is the main process's to handle (it checkpoints first); workers must keep serving it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def training_loader(dataset: PairedDataset, sampler: EpochSampler, batch_size: int, num_workers: int,
+                    pin_memory: bool = False) -> DataLoader:
+    """Decoding and jitter run in worker processes, which stay alive across epochs. The loader gets its own
+    generator: drawing worker seeds from the global one would shift the dropout noise of a resumed run."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(sampler.seed),
+                      persistent_workers=num_workers > 0, pin_memory=pin_memory,
+                      worker_init_fn=_ignore_interrupts if num_workers > 0 else None,
+                      prefetch_factor=4 if num_workers > 0 else None)

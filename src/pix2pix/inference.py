@@ -1,0 +1,155 @@
+"""Translating images with a trained run: `Translator.load(RUN)(image)`. Needs only the run folder."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from pix2pix.atomic import atomic_path
+from pix2pix.config import RunConfig
+from pix2pix.data.images import (
+    DataError,
+    image_to_tensor,
+    is_image_file,
+    load_image,
+    pil_mode,
+    split_aligned,
+    tensor_to_image,
+)
+from pix2pix.devices import resolve_device
+from pix2pix.models import UNetGenerator, build_generator, translation_mode
+from pix2pix.runs import RunDir, RunError
+
+
+class Translator:
+    """Maps an image of any size to its translation: padded to the U-Net's multiple, then cropped back.
+
+    `mode="paper"` keeps dropout on and normalizes with the test batch's statistics, as the paper does;
+    `mode="eval"` is deterministic. With a `seed`, paper-mode outputs are reproducible per call.
+    """
+
+    def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",
+                 seed: int | None = None, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device)
+        self.config = config
+        self.mode = mode
+        self.seed = seed
+
+    @classmethod
+    def load(cls, run_dir: Path | str, mode: str = "paper", seed: int | None = None,
+             device: str = "cpu") -> Translator:
+        """Rebuilds the generator from the run's saved config and latest weights; no flags need repeating."""
+        run = RunDir(run_dir)
+        config = run.load_config()
+        generator = build_generator(config)
+        try:
+            generator.load_state_dict(run.load_generator())
+        except RuntimeError as err:
+            raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
+        return cls(generator, config, mode, seed, resolve_device(device))
+
+    @property
+    def input_mode(self) -> str:
+        return pil_mode(self.config.model.input_nc)
+
+    def translate_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """B x C x H x W in [-1, 1] -> the generator's output, same height and width."""
+        with self._seeded(), translation_mode(self.generator, self.mode):
+            return self.generator.forward_any_size(batch.to(self.device)).cpu()
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        if isinstance(image, torch.Tensor):
+            return self.translate_tensor(image)
+        tensor = image_to_tensor(image.convert(self.input_mode)).unsqueeze(0)
+        return tensor_to_image(self.translate_tensor(tensor)[0])
+
+    @contextlib.contextmanager
+    def _seeded(self):
+        if self.seed is None:
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            yield
+
+
+@dataclass
+class TranslatedFile:
+    name: str
+    input: Path
+    output: Path
+    target: Path | None = None
+
+
+@dataclass
+class TranslationSummary:
+    done: list[TranslatedFile] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "path: reason"
+
+
+def collect_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given, and the image files directly inside given folders, sorted."""
+    found: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p)))
+        else:
+            found.append(path)
+    return found
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:
+        stem, n = f"{path.stem}_{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
+                    aligned: bool = False) -> TranslationSummary:
+    """Writes `out_dir/NAME.png` per input. A file that fails is listed and skipped; no partial file is left.
+
+    With `aligned`, each input is an A|B pair: the run's input half is translated, and both halves are written
+    beside the output as NAME_input.png and NAME_target.png.
+    """
+    summary = TranslationSummary()
+    used: set[str] = set()
+    direction = translator.config.data.direction
+    for path in collect_inputs(inputs):
+        name = _unique_stem(path, used)
+        try:
+            if aligned:
+                source, target = _aligned_halves(path, translator.config, direction)
+            else:
+                source, target = load_image(path, translator.config.model.input_nc), None
+            output = translator(source)
+        except DataError as err:
+            summary.failed.append(str(err))
+            continue
+        entry = TranslatedFile(name, path, out_dir / f"{name}.png")
+        if target is not None:
+            entry.input, entry.target = out_dir / f"{name}_input.png", out_dir / f"{name}_target.png"
+            _save_png(source, entry.input)
+            _save_png(target, entry.target)
+        _save_png(output, entry.output)
+        summary.done.append(entry)
+    return summary
+
+
+def _aligned_halves(path: Path, config: RunConfig, direction: str) -> tuple[Image.Image, Image.Image]:
+    if config.model.input_nc != config.model.output_nc:
+        raise DataError(f"{path}: --aligned needs equal input and output channels")
+    a, b = split_aligned(load_image(path, config.model.input_nc), path)
+    return (a, b) if direction == "AtoB" else (b, a)

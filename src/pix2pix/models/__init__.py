@@ -1,0 +1,24 @@
+"""The paper's networks: a U-Net generator and a PatchGAN discriminator, built from a `ModelConfig`."""
+
+from pix2pix.models.discriminator import PatchDiscriminator, receptive_field
+from pix2pix.models.generator import UNetGenerator
+from pix2pix.models.layers import init_weights
+from pix2pix.models.modes import MODES, translation_mode
+
+__all__ = ["PatchDiscriminator", "UNetGenerator", "build_discriminator", "build_generator",
+           "init_weights", "receptive_field", "MODES", "translation_mode"]
+
+
+def build_generator(config) -> UNetGenerator:
+    """G for a `RunConfig`, initialised from N(0, init_gain) as in the paper."""
+    m = config.model
+    generator = UNetGenerator(m.input_nc, m.output_nc, config.generator_depth, ngf=m.ngf, norm=m.norm,
+                              dropout=m.dropout, skip_connections=m.skip_connections)
+    return init_weights(generator, m.init_gain)
+
+
+def build_discriminator(config) -> PatchDiscriminator:
+    """D for a `RunConfig`: it sees the input beside the output unless the GAN is unconditional."""
+    m = config.model
+    in_channels = m.output_nc + (m.input_nc if m.conditional else 0)
+    return init_weights(PatchDiscriminator(in_channels, patch=m.patch, ndf=m.ndf, norm=m.norm), m.init_gain)

@@ -1,0 +1,81 @@
+"""The U-Net generator of the paper (its Appendix 6.1.1), and the encoder-decoder ablation without skips."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix.models.layers import conv_bias, norm_layer
+
+DROPOUT_BLOCKS = 3
+"""The paper puts dropout in the first three decoder layers, the innermost ones."""
+
+
+def encoder_channels(depth: int, ngf: int) -> list[int]:
+    """C64-C128-C256-C512-C512-...: doubling up to 8 * ngf."""
+    return [ngf * min(2**i, 8) for i in range(depth)]
+
+
+class UNetGenerator(nn.Module):
+    """Encoder of `depth` 4x4 stride-2 convolutions, mirrored decoder; decoder block i also sees encoder block i.
+
+    The encoder uses LeakyReLU(0.2) and no norm on its first and last (bottleneck) layers; the decoder uses ReLU,
+    dropout in its three innermost blocks and tanh at the output. With `skip_connections=False` it is the
+    paper's plain encoder-decoder.
+    """
+
+    def __init__(self, input_nc: int, output_nc: int, depth: int, ngf: int = 64, norm: str = "batch",
+                 dropout: float = 0.5, skip_connections: bool = True) -> None:
+        super().__init__()
+        self.depth = depth
+        self.skip_connections = skip_connections
+        channels = encoder_channels(depth, ngf)
+        bias = conv_bias(norm)
+        self.encoder = nn.ModuleList()
+        for i, out_ch in enumerate(channels):
+            in_ch = input_nc if i == 0 else channels[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias or i == 0))
+            if 0 < i < depth - 1:
+                layers.append(norm_layer(norm, out_ch))
+            self.encoder.append(nn.Sequential(*layers))
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(depth)):
+            innermost = i == depth - 1
+            in_ch = channels[i] * (2 if skip_connections and not innermost else 1)
+            layers = [nn.ReLU()]
+            if i == 0:
+                layers += [nn.ConvTranspose2d(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
+            else:
+                layers += [nn.ConvTranspose2d(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
+                           norm_layer(norm, channels[i - 1])]
+                if dropout > 0 and i >= depth - DROPOUT_BLOCKS:
+                    layers.append(nn.Dropout(dropout))
+            self.decoder.append(nn.Sequential(*layers))
+
+    @property
+    def multiple(self) -> int:
+        """Height and width must be multiples of this (each downsampling halves them)."""
+        return 2**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = []
+        for block in self.encoder:
+            x = block(x)
+            features.append(x)
+        x = self.decoder[0](features[-1])
+        for block, skip in zip(self.decoder[1:], reversed(features[:-1])):
+            x = block(torch.cat([skip, x], dim=1) if self.skip_connections else x)
+        return x
+
+    def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
+        """Pads height and width up to the U-Net's multiple (reflecting the border), then crops back."""
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
+        if pad_h == 0 and pad_w == 0:
+            return self(x)
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        padded = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode=mode)
+        out = self(padded)
+        return out[..., pad_h // 2:pad_h // 2 + height, pad_w // 2:pad_w // 2 + width]

@@ -1,0 +1,97 @@
+"""A run folder: its config, its generator weights and its training checkpoints, all written atomically.
+
+Layout of RUN/:
+    config.json               everything needed to rebuild the models and continue training
+    generator.safetensors     the latest generator weights (what translating and serving load)
+    checkpoints/step_*.pt     full training state: both nets, both optimizers, schedulers, position, RNG
+This module is below both training and inference, so translating never imports training code.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pix2pix.atomic import atomic_path
+from pix2pix.config import ConfigError, RunConfig
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked; the message says why and what to do."""
+
+
+class RunDir:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def generator_path(self) -> Path:
+        return self.path / "generator.safetensors"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def save_config(self, config: RunConfig) -> None:
+        config.save(self.config_path)
+
+    def load_config(self) -> RunConfig:
+        if not self.config_path.is_file():
+            raise RunError(f"{self.path}: not a pix2pix run folder (no config.json); train one with "
+                           "`pix2pix train --data DIR --out RUN`")
+        try:
+            return RunConfig.load(self.config_path)
+        except ConfigError as err:
+            raise RunError(str(err)) from err
+
+    def save_generator(self, state: dict[str, torch.Tensor], step: int) -> None:
+        with atomic_path(self.generator_path) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
+                      metadata={"step": str(step)})
+
+    def load_generator(self) -> dict[str, torch.Tensor]:
+        if not self.generator_path.is_file():
+            raise RunError(f"{self.path}: no generator.safetensors yet; the run has not saved a checkpoint")
+        return load_file(str(self.generator_path))
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a save in progress is a hidden temporary file, not listed)."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoint_dir.iterdir() if CHECKPOINT_PATTERN.match(p.name)]
+        return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
+        """Writes the new checkpoint completely before pruning old ones, so one good checkpoint always exists."""
+        path = self.checkpoint_dir / f"step_{step:08d}.pt"
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        for old in self.checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def remove_incomplete_saves(self) -> None:
+        """Temporary files left by a process killed while saving."""
+        if self.checkpoint_dir.is_dir():
+            for leftover in self.checkpoint_dir.glob(".step_*.tmp"):
+                leftover.unlink(missing_ok=True)
+
+    def load_latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest checkpoint that loads; an unreadable one is reported and skipped."""
+        for path in reversed(self.checkpoints()):
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any failure to read means: try the previous one
+                warnings.warn(f"{path}: unreadable checkpoint skipped ({err})", stacklevel=2)
+        return None

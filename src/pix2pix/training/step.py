@@ -1,0 +1,99 @@
+"""The pix2pix model in training: G, D, their optimizers and schedules, and one D step then one G step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pix2pix.config import RunConfig
+from pix2pix.losses import discriminator_loss, generator_loss
+from pix2pix.models import build_discriminator, build_generator
+
+
+def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """Constant for `n_epochs`, then linear decay towards zero over `n_epochs_decay` more (the paper's schedule)."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)
+
+
+class Pix2PixTrainer(nn.Module):
+    """Owns both networks and their optimizers; `step` is one training iteration."""
+
+    def __init__(self, config: RunConfig, device: torch.device) -> None:
+        super().__init__()
+        t = config.train
+        self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
+        self.conditional = config.model.conditional
+        self.device = device
+        self.generator = build_generator(config).to(device)
+        self.discriminator = build_discriminator(config).to(device) if t.gan_mode != "none" else None
+        self.optimizers = {"generator": self._adam(self.generator, t)}
+        if self.discriminator is not None:
+            self.optimizers["discriminator"] = self._adam(self.discriminator, t)
+        schedule = lambda epoch: lr_factor(epoch, t.n_epochs, t.n_epochs_decay)  # noqa: E731
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+                           for name, opt in self.optimizers.items()}
+
+    @staticmethod
+    def _adam(net: nn.Module, t) -> torch.optim.Adam:
+        return torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+
+    @property
+    def lr(self) -> float:
+        return self.optimizers["generator"].param_groups[0]["lr"]
+
+    def pair(self, source: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """What D judges: <input, output> concatenated (cGAN), or the output alone (unconditional GAN)."""
+        return torch.cat([source, output], dim=1) if self.conditional else output
+
+    def step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One D step on a real and a fake pair, then one G step; returns the detached loss terms."""
+        source = batch["input"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)
+        fake = self.generator(source)
+        terms: dict[str, torch.Tensor] = {}
+        fake_logits = None
+        if self.discriminator is not None:
+            terms.update(self._discriminator_step(source, target, fake))
+            self.discriminator.requires_grad_(False)
+            fake_logits = self.discriminator(self.pair(source, fake))
+        g_terms = generator_loss(fake_logits, fake, target, self.gan_mode, self.lambda_l1)
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        g_terms["G"].backward()
+        self.optimizers["generator"].step()
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(True)
+        terms.update(g_terms)
+        return {name: value.detach() for name, value in terms.items()}
+
+    def _discriminator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
+        optimizer = self.optimizers["discriminator"]
+        optimizer.zero_grad(set_to_none=True)
+        real_logits = self.discriminator(self.pair(source, target))
+        fake_logits = self.discriminator(self.pair(source, fake.detach()))
+        terms = discriminator_loss(real_logits, fake_logits, self.gan_mode)
+        terms["D"].backward()
+        optimizer.step()
+        return terms
+
+    def end_epoch(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def training_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"generator": self.generator.state_dict()}
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+        for name in self.optimizers:
+            state[f"optimizer_{name}"] = self.optimizers[name].state_dict()
+            state[f"scheduler_{name}"] = self.schedulers[name].state_dict()
+        return state
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+        for name in self.optimizers:
+            self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
+            self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])

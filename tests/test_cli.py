@@ -1,0 +1,80 @@
+"""The `pix2pix` command: help, settings from file and flags, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pix2pix.cli import build_parser, train_config
+from pix2pix.config import ConfigError
+from tests.conftest import tiny_flags
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", ["train", "translate", "demo"])
+def test_every_subcommand_has_help_with_defaults(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "default" in result.stdout
+
+
+def test_train_help_lists_the_paper_defaults():
+    text = " ".join(run_cli("train", "--help").stdout.split())
+    for expected in ("--lambda-l1", "default: 100.0", "--patch", "default: 70", "--no-skip-connections"):
+        assert expected in text
+
+
+def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text('objective = "l1+gan"\n[model]\nngf = 16\nnorm = "instance"\n[train]\nlr = 0.001\n')
+    args = build_parser().parse_args(["train", "--out", str(tmp_path / "run"), "--config", str(settings),
+                                      "--data", "somewhere", "--lr", "0.0005", "--patch", "16"])
+    config = train_config(args)
+    assert (config.model.ngf, config.model.norm, config.model.patch) == (16, "instance", 16)
+    assert config.train.lr == 0.0005 and config.train.beta1 == 0.5
+    assert config.objective == "l1+gan" and not config.model.conditional
+
+
+def test_objective_flag_sets_the_preset_and_explicit_flags_still_win(tmp_path):
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--data", "d", "--objective", "l1",
+                                      "--lambda-l1", "10"])
+    config = train_config(args)
+    assert config.train.gan_mode == "none" and config.train.lambda_l1 == 10.0
+
+
+def test_resume_may_not_change_the_model(facades, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "--out", str(run), *tiny_flags(facades), "--max-steps", "1").returncode == 0
+    args = build_parser().parse_args(["train", "--out", str(run), "--resume", "--ngf", "16"])
+    with pytest.raises(ConfigError, match="model settings"):
+        train_config(args)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["ngf"] == 8
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--data", "/no/such/folder"], "/no/such/folder: dataset folder not found"),
+    (["--data", ".", "--crop-size", "100"], "crop_size 100 must be a power of two"),
+    (["--config", "/no/such.toml", "--data", "."], "/no/such.toml: cannot read config file"),
+])
+def test_bad_settings_give_one_clear_line_and_no_traceback(tmp_path, flags, message):
+    result = run_cli("train", "--out", str(tmp_path / "run"), *flags)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_then_translate_end_to_end_from_the_command_line(facades, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    trained = run_cli("train", "--out", str(run), *tiny_flags(facades), "--max-steps", "3")
+    assert trained.returncode == 0, trained.stderr
+    assert "report.html" in trained.stdout
+    translated = run_cli("translate", str(run), str(facades / "test" / "0000.png"), "--out", str(out),
+                         "--aligned", "--mode", "eval")
+    assert translated.returncode == 0, translated.stderr
+    assert {p.name for p in out.iterdir()} >= {"0000.png", "0000_input.png", "0000_target.png", "report.html"}
