@@ -17,9 +17,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "demo"])
+@pytest.mark.parametrize("command", ["train", "translate", "demo", "data validate"])
 def test_every_subcommand_has_help_with_defaults(command):
-    result = run_cli(command, "--help")
+    result = run_cli(*command.split(), "--help")
     assert result.returncode == 0
     assert "default" in result.stdout
 
@@ -78,3 +78,17 @@ def test_train_then_translate_end_to_end_from_the_command_line(facades, tmp_path
                          "--aligned", "--mode", "eval")
     assert translated.returncode == 0, translated.stderr
     assert {p.name for p in out.iterdir()} >= {"0000.png", "0000_input.png", "0000_target.png", "report.html"}
+
+
+def test_a_new_run_takes_its_channels_from_the_data(tmp_path):
+    from PIL import Image
+
+    for side, mode in (("A", "L"), ("B", "RGB")):
+        (tmp_path / "data" / side).mkdir(parents=True)
+        for i in range(2):
+            Image.new(mode, (32, 32), 100 + i).save(tmp_path / "data" / side / f"{i}.png")
+    run = tmp_path / "run"
+    result = run_cli("train", "--out", str(run), *tiny_flags(tmp_path / "data"), "--max-steps", "1")
+    assert result.returncode == 0, result.stderr
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["input_nc"], model["output_nc"]) == (1, 3)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pix2pix.cli_data import add_data_commands
 from pix2pix.config import (
     FIELDS,
     OBJECTIVES,
@@ -18,6 +19,7 @@ from pix2pix.config import (
     flatten_settings,
     read_settings_file,
 )
+from pix2pix.data.dataset import detect_channels, find_pairs, split_folder
 from pix2pix.data.images import DataError
 from pix2pix.devices import DeviceError
 from pix2pix.runs import RunDir, RunError
@@ -85,10 +87,24 @@ def train_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def with_channels_of_the_data(config: RunConfig, explicit: dict[str, Any]) -> RunConfig:
+    """A new run takes input_nc and output_nc from its first pair unless they were set (grayscale, RGBA, bands)."""
+    if "input_nc" in explicit or "output_nc" in explicit:
+        return config
+    pairs = find_pairs(split_folder(Path(config.data.data), "train"), config.data.layout)
+    input_nc, output_nc = detect_channels(pairs, config.data.direction)
+    return config.updated({"input_nc": input_nc, "output_nc": output_nc}, f"channels of {pairs[0].a}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pix2pix.training.loop import train
 
     config = train_config(args)
+    if not args.resume:
+        explicit = settings_from(args)
+        if args.config:
+            explicit.update(flatten_settings(read_settings_file(args.config)))
+        config = with_channels_of_the_data(config, explicit)
     result = train(config, args.out, resume=args.resume)
     state = "interrupted at" if result.interrupted else "finished at"
     print(f"Training {state} step {result.step}. Run folder: {result.run_dir}\n"
@@ -161,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=1500, help="training iterations")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.set_defaults(handler=cmd_demo)
+
+    add_data_commands(commands)
     return parser
 
 

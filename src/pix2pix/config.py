@@ -68,6 +68,8 @@ class DataConfig:
     crop_size: int = _setting(256, "training crop size")
     flip: bool = _setting(True, "random horizontal mirroring")
     num_workers: int = _setting(2, "data-loading worker processes")
+    on_bad_file: str = _setting("fail", "a file that cannot be used: stop before training, or skip its pair",
+                                ("fail", "skip"))
 
 
 @dataclass

@@ -9,16 +9,19 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from pix2pix.atomic import atomic_path
 from pix2pix.config import RunConfig
 from pix2pix.data.images import (
     DataError,
+    ImageData,
     image_to_tensor,
     is_image_file,
-    load_image,
+    load_image_data,
+    output_suffix,
     pil_mode,
+    save_image,
     split_aligned,
     tensor_to_image,
+    write_image,
 )
 from pix2pix.devices import resolve_device
 from pix2pix.models import UNetGenerator, build_generator, translation_mode
@@ -112,14 +115,10 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-
-
 def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
                     aligned: bool = False) -> TranslationSummary:
-    """Writes `out_dir/NAME.png` per input. A file that fails is listed and skipped; no partial file is left.
+    """Writes `out_dir/NAME.png` per input (NAME.tif beyond 4 channels), at the input file's bit depth. A file that
+    fails is listed and skipped; no partial file is left.
 
     With `aligned`, each input is an A|B pair: the run's input half is translated, and both halves are written
     beside the output as NAME_input.png and NAME_target.png.
@@ -133,23 +132,24 @@ def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
             if aligned:
                 source, target = _aligned_halves(path, translator.config, direction)
             else:
-                source, target = load_image(path, translator.config.model.input_nc), None
-            output = translator(source)
+                source, target = load_image_data(path, translator.config.model.input_nc), None
+            output = translator(image_to_tensor(source).unsqueeze(0))[0]
         except DataError as err:
             summary.failed.append(str(err))
             continue
-        entry = TranslatedFile(name, path, out_dir / f"{name}.png")
+        entry = TranslatedFile(name, path, out_dir / f"{name}{output_suffix(output.shape[0])}")
         if target is not None:
-            entry.input, entry.target = out_dir / f"{name}_input.png", out_dir / f"{name}_target.png"
-            _save_png(source, entry.input)
-            _save_png(target, entry.target)
-        _save_png(output, entry.output)
+            entry.input = out_dir / f"{name}_input{output_suffix(source.channels)}"
+            entry.target = out_dir / f"{name}_target{output_suffix(target.channels)}"
+            write_image(source, entry.input)
+            write_image(target, entry.target)
+        save_image(output, entry.output, source.bit_depth)
         summary.done.append(entry)
     return summary
 
 
-def _aligned_halves(path: Path, config: RunConfig, direction: str) -> tuple[Image.Image, Image.Image]:
+def _aligned_halves(path: Path, config: RunConfig, direction: str) -> tuple[ImageData, ImageData]:
     if config.model.input_nc != config.model.output_nc:
         raise DataError(f"{path}: --aligned needs equal input and output channels")
-    a, b = split_aligned(load_image(path, config.model.input_nc), path)
+    a, b = split_aligned(load_image_data(path, config.model.input_nc), path)
     return (a, b) if direction == "AtoB" else (b, a)

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pix2pix.config import DataConfig
-from pix2pix.data.images import DataError, image_to_tensor, is_image_file, load_image, split_aligned
-from pix2pix.data.transforms import apply_jitter, evaluation_jitter, sample_jitter
+from pix2pix.data.images import DataError, ImageData, image_to_tensor, is_image_file, load_image_data, split_aligned
+from pix2pix.data.transforms import Jitter, apply_jitter, evaluation_jitter, sample_jitter
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,14 @@ def detect_layout(folder: Path, layout: str) -> str:
     return "folders" if (folder / "A").is_dir() and (folder / "B").is_dir() else "aligned"
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
 def _by_name(folder: Path) -> dict[str, Path]:
     """Files keyed by name without extension; two files of one name (x.png, x.jpg) cannot be paired."""
     files: dict[str, Path] = {}
-    for path in _images_in(folder):
+    for path in images_in(folder):
         if path.stem in files:
             raise DataError(f"{path}: same name as {files[path.stem].name}, so its partner is ambiguous; "
                             "rename or remove one")
@@ -58,7 +58,7 @@ def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
     if not folder.is_dir():
         raise DataError(f"{folder}: dataset folder not found")
     if detect_layout(folder, layout) == "aligned":
-        pairs = [Pair(p.stem, p, None) for p in _images_in(folder)]
+        pairs = [Pair(p.stem, p, None) for p in images_in(folder)]
     else:
         a_files, b_files = _by_name(folder / "A"), _by_name(folder / "B")
         missing = sorted(a_files.keys() ^ b_files.keys())
@@ -69,6 +69,19 @@ def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
     if not pairs:
         raise DataError(f"{folder}: no images found (expected aligned A|B files, or A/ and B/ folders)")
     return pairs
+
+
+def detect_channels(pairs: list[Pair], direction: str = "AtoB") -> tuple[int, int]:
+    """(input_nc, output_nc) as the first pair's files hold them, so that a run can take its channels from the data."""
+    first = pairs[0]
+    a = load_image_data(first.a).channels
+    b = a if first.b is None else load_image_data(first.b).channels
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
+def jittered(image: ImageData, jitter: Jitter) -> ImageData:
+    """The paired jitter on every channel, at the image's own bit depth."""
+    return image.map_layers(lambda layer: apply_jitter(layer, jitter))
 
 
 class PairedDataset(Dataset):
@@ -89,17 +102,18 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def load_pair(self, pair: Pair):
-        """(input, target) PIL images, in the configured direction."""
+    def load_pair(self, pair: Pair) -> tuple[ImageData, ImageData]:
+        """(input, target) images, in the configured direction."""
         if pair.b is None:
             if self.channels[0] != self.channels[1]:
                 raise DataError(f"{pair.a}: aligned files need the same channel count for A and B; "
                                 "use A/ and B/ folders instead")
-            a, b = split_aligned(load_image(pair.a, self.channels[0]), pair.a)
+            a, b = split_aligned(load_image_data(pair.a, self.channels[0]), pair.a)
         else:
-            a, b = load_image(pair.a, self.channels[0]), load_image(pair.b, self.channels[1])
+            a, b = load_image_data(pair.a, self.channels[0]), load_image_data(pair.b, self.channels[1])
             if a.size != b.size:
-                raise DataError(f"{pair.b}: size {b.size} differs from its partner {pair.a} ({a.size})")
+                raise DataError.about(pair.b, f"size {b.size[0]}x{b.size[1]} differs from its partner {pair.a} "
+                                              f"({a.size[0]}x{a.size[1]})", "resize one to match or remove the pair")
         return (a, b) if self.config.direction == "AtoB" else (b, a)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
@@ -110,8 +124,8 @@ class PairedDataset(Dataset):
             jitter = sample_jitter(self.config, *source.size, random.Random(f"{self.seed}/{epoch}/{index}"))
         else:
             jitter = evaluation_jitter(self.config, *source.size)
-        return {"input": image_to_tensor(apply_jitter(source, jitter)),
-                "target": image_to_tensor(apply_jitter(target, jitter)), "name": pair.name}
+        return {"input": image_to_tensor(jittered(source, jitter)),
+                "target": image_to_tensor(jittered(target, jitter)), "name": pair.name}
 
 
 class EpochSampler(Sampler):

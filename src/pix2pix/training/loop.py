@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from pix2pix.atomic import write_text_atomic
 from pix2pix.config import RunConfig
-from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, split_folder, training_loader
+from pix2pix.data.dataset import EpochSampler, PairedDataset, training_loader
+from pix2pix.data.validate import screen_for_training
 from pix2pix.devices import resolve_device
 from pix2pix.evaluation.report import write_run_report
 from pix2pix.runs import RunDir, RunError
@@ -102,18 +103,20 @@ class Trainer:
             torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
 
     def _build_data(self) -> None:
+        """Every file of the train and val splits is checked before the first step (see --on-bad-file); the
+        list of problems goes to RUN/bad_files.json, which is written even when the run stops there."""
         c = self.config
-        root = Path(c.data.data)
-        pairs = find_pairs(split_folder(root, "train"), c.data.layout)
+        report = screen_for_training(Path(c.data.data), c.data.layout, c.data.on_bad_file,
+                                     self.run.path / "bad_files.json", workers=c.data.num_workers)
+        pairs = report.usable_pairs("train")
         self.dataset = PairedDataset(pairs, c.data, c.model.input_nc, c.model.output_nc, train=True,
                                      seed=c.train.seed)
         self.sampler = EpochSampler(len(pairs), c.train.seed)
         self.loader = training_loader(self.dataset, self.sampler, c.train.batch_size, c.data.num_workers,
                                       pin_memory=self.device.type == "cuda")
-        val_folder = split_folder(root, "val")
-        held_out = find_pairs(val_folder, c.data.layout) if val_folder else pairs
-        self.held_out = PairedDataset(held_out, c.data, c.model.input_nc, c.model.output_nc, train=False)
-        self.has_val = val_folder is not None
+        held_out = report.usable_pairs("val")
+        self.held_out = PairedDataset(held_out or pairs, c.data, c.model.input_nc, c.model.output_nc, train=False)
+        self.has_val = bool(held_out)
 
     @property
     def steps_per_epoch(self) -> int:

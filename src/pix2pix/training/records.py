@@ -12,7 +12,7 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.data.dataset import PairedDataset
-from pix2pix.data.images import tensor_to_image
+from pix2pix.data.images import preview_image
 from pix2pix.models import translation_mode
 
 
@@ -73,7 +73,7 @@ def translate_batches(generator: torch.nn.Module, dataset: PairedDataset, indice
 
 
 def as_rgb(tensor: torch.Tensor) -> Image.Image:
-    return tensor_to_image(tensor).convert("RGB")
+    return preview_image(tensor)
 
 
 def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:

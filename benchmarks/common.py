@@ -1,0 +1,95 @@
+"""What every benchmark here shares: interleaved timing, the machine's matmul peak, starvation checks, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Timing:
+    """Wall seconds of repeated calls, with the process CPU time of each (to tell a starved host)."""
+
+    name: str
+    walls: list[float] = field(default_factory=list)
+    cpu_ratios: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return min(self.walls), max(self.walls)
+
+
+def timed(timing: Timing, fn: Callable[[], object]) -> None:
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    fn()
+    wall = time.perf_counter() - start_wall
+    timing.walls.append(wall)
+    timing.cpu_ratios.append((time.process_time() - start_cpu) / wall)
+
+
+def interleave(variants: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, Timing]:
+    """Runs each variant `warmup` times, then round-robin `repeats` times, so drift of a noisy host hits all."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    timings = {name: Timing(name) for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            timed(timings[name], fn)
+    return timings
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large square matmul: the most this machine's math library gets out of it right now."""
+    a = torch.randn(n, n).to(dtype)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def starved(timings: dict[str, Timing], threads: int) -> bool:
+    """The host gives this process much less than `threads` cores when CPU time per wall second is far below."""
+    ratios = [r for t in timings.values() for r in t.cpu_ratios]
+    return statistics.median(ratios) < 0.75 * threads
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=lambda o: asdict(o)) + "\n")
+    return path
