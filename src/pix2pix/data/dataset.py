@@ -38,10 +38,14 @@ def detect_layout(folder: Path, layout: str) -> str:
 
 
 def images_in(folder: Path) -> list[Path]:
+    """Sorted image files directly inside `folder`, so every reader sees the same order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
-def _by_name(folder: Path) -> dict[str, Path]:
+def files_by_stem(folder: Path) -> dict[str, Path]:
     """Files keyed by name without extension; two files of one name (x.png, x.jpg) cannot be paired."""
     files: dict[str, Path] = {}
     for path in images_in(folder):
@@ -60,7 +64,7 @@ def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
     if detect_layout(folder, layout) == "aligned":
         pairs = [Pair(p.stem, p, None) for p in images_in(folder)]
     else:
-        a_files, b_files = _by_name(folder / "A"), _by_name(folder / "B")
+        a_files, b_files = files_by_stem(folder / "A"), files_by_stem(folder / "B")
         missing = sorted(a_files.keys() ^ b_files.keys())
         if missing:
             raise DataError(f"{folder}: {len(missing)} file(s) in A/ or B/ have no partner, e.g. "

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from pix2pix.atomic import atomic_path
-from pix2pix.data.images import IMAGE_EXTENSIONS, READ_ERRORS, DataError, is_image_file, load_image
+from pix2pix.data.dataset import files_by_stem, images_in
+from pix2pix.data.images import IMAGE_EXTENSIONS, READ_ERRORS, DataError, load_image
 
 SIZE_MISMATCH = ("fail", "resize-b", "resize-a", "skip")
 SPLITS = ("train", "val", "test")
@@ -54,25 +55,6 @@ class BuildResult:
 
 # ---------------------------------------------------------------------------------------------------------
 # Files
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Sorted image files directly inside `folder`, so every tool sees the same order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found")
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
-
-
-def files_by_stem(folder: Path) -> dict[str, Path]:
-    """Image files keyed by name without extension; x.png beside x.jpg would make a pair ambiguous."""
-    files: dict[str, Path] = {}
-    for path in image_files(folder):
-        if path.stem in files:
-            raise DataError(f"{path}: same name as {files[path.stem].name}, so its partner is ambiguous; "
-                            "rename or remove one")
-        files[path.stem] = path
-    return files
 
 
 def oriented_size(path: Path) -> tuple[int, int]:
@@ -220,7 +202,7 @@ def split_dataset(folder: Path, *, val: float = 0.1, test: float = 0.1, seed: in
         raise DataError(f"{folder}: already has {', '.join(existing)}, so it looks split; move those files back "
                         "into one folder to split it again")
     layout = "folders" if (folder / "A").is_dir() and (folder / "B").is_dir() else "aligned"
-    units = _pairs_of_folders(folder) if layout == "folders" else {p.name: [p] for p in image_files(folder)}
+    units = _pairs_of_folders(folder) if layout == "folders" else {p.name: [p] for p in images_in(folder)}
     if not units:
         raise DataError(f"{folder}: no images to split (expected aligned A|B files, or A/ and B/ folders)")
     assignment = _assign_splits(sorted(units), val, test, seed, folder)

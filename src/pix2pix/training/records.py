@@ -72,13 +72,9 @@ def translate_batches(generator: torch.nn.Module, dataset: PairedDataset, indice
     return results
 
 
-def as_rgb(tensor: torch.Tensor) -> Image.Image:
-    return preview_image(tensor)
-
-
 def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
     """Rows of input | output | target, so a glance shows how close the outputs are."""
-    rows = [[as_rgb(t) for t in triple] for triple in triples]
+    rows = [[preview_image(t) for t in triple] for triple in triples]
     width, height = rows[0][0].size
     grid = Image.new("RGB", (3 * width, len(rows) * height))
     for r, row in enumerate(rows):
