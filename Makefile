@@ -15,5 +15,8 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+bench: setup
+	$(PY) benchmarks/train_step.py
+
 lint: setup
 	$(PY) -m ruff check src tests

@@ -4,8 +4,9 @@
     python benchmarks/train_step.py --size 128 --batch 1 --repeats 5
 
 The baseline is what a straightforward implementation does: the same models and losses in fp32, eager, NCHW,
-with PyTorch's default (unfused, per-parameter) Adam. Every variant runs in this one process, interleaved, so a
-noisy host slows them alike; the table gives ratios to the baseline measured in the same run.
+built from PyTorch's own layers, with PyTorch's default (unfused, per-parameter) Adam. Every variant runs in this
+one process, interleaved, so a noisy host slows them alike; the table gives ratios to the baseline measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, starved, write_json  # noqa: E402
 
 from pix2pix.config import RunConfig  # noqa: E402
+from pix2pix.models.layers import UpConv  # noqa: E402
 from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
 
 
+def as_plain_pytorch(net: torch.nn.Module) -> None:
+    """The project's transposed convolutions back to PyTorch's own (same parameters, PyTorch's kernels)."""
+    for module in net.modules():
+        if isinstance(module, UpConv):
+            module.__class__ = torch.nn.ConvTranspose2d
+
+
 def naive_trainer(config: RunConfig) -> Pix2PixTrainer:
-    """The project's trainer with its optimizers swapped for PyTorch's default Adam."""
+    """The project's models in plain PyTorch layers, with PyTorch's default Adam."""
     trainer = Pix2PixTrainer(config, torch.device("cpu"))
+    as_plain_pytorch(trainer.generator)
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
         trainer.optimizers[name] = torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),

@@ -20,7 +20,7 @@ def _params(net: nn.Module) -> int:
 
 
 def _of_type(net: nn.Module, kind: type) -> list[nn.Module]:
-    return [m for m in net.modules() if type(m) is kind]
+    return [m for m in net.modules() if isinstance(m, kind)]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix.models.layers import conv_bias, norm_layer
+from pix2pix.models.layers import UpConv, conv_bias, norm_layer
 
 DROPOUT_BLOCKS = 3
 """The paper puts dropout in the first three decoder layers, the innermost ones."""
@@ -46,9 +46,9 @@ class UNetGenerator(nn.Module):
             in_ch = channels[i] * (2 if skip_connections and not innermost else 1)
             layers = [nn.ReLU()]
             if i == 0:
-                layers += [nn.ConvTranspose2d(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
+                layers += [UpConv(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
             else:
-                layers += [nn.ConvTranspose2d(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
+                layers += [UpConv(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
                            norm_layer(norm, channels[i - 1])]
                 if dropout > 0 and i >= depth - DROPOUT_BLOCKS:
                     layers.append(nn.Dropout(dropout))
