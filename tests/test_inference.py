@@ -92,3 +92,27 @@ def test_translate_goes_on_past_bad_files_and_says_which_failed(trained_run, tmp
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
     assert Image.open(out / "good.png").size == (40, 30)
     assert not (out / "broken.png").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_16bit_gray_to_4band_tiff_trains_and_translates_at_full_fidelity(tmp_path):
+    """Channels come from the data (1 in, 4 out) and a 16-bit input gives a 16-bit output."""
+    import numpy as np
+
+    tifffile = pytest.importorskip("tifffile")
+    from pix2pix.data.images import load_image_data
+    from tests.conftest import tiny_flags
+
+    rng = np.random.default_rng(0)
+    for side in ("A", "B"):
+        (tmp_path / "data" / side).mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 65535, (32, 32), dtype=np.uint16)).save(tmp_path / "data" / "A" / f"{i}.png")
+        tifffile.imwrite(tmp_path / "data" / "B" / f"{i}.tif", rng.integers(0, 255, (32, 32, 4), dtype=np.uint8),
+                         photometric="minisblack", planarconfig="contig")
+    run, out = tmp_path / "run", tmp_path / "out"
+    trained = run_cli("train", "--out", str(run), *tiny_flags(tmp_path / "data"), "--max-steps", "1")
+    assert trained.returncode == 0, trained.stderr
+    translated = run_cli("translate", str(run), str(tmp_path / "data" / "A" / "0.png"), "--out", str(out))
+    assert translated.returncode == 0, translated.stderr
+    output = load_image_data(out / "0.png")
+    assert (output.channels, output.bit_depth, output.size) == (4, 16, (32, 32))
