@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pix2pix.demo import run_demo
 
     report = run_demo(args.out, size=args.size, steps=args.steps, seed=args.seed)
-    print(f"\nDemo done. Open the report: {report}")
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    print(f"\nDemo done. Held-out L1: {metrics['l1_step0']:.3f} at step 0 -> {metrics['l1_now']:.3f} at step "
+          f"{metrics['step']}.\nOpen the report: {report.resolve()}")
     return 0
 
 
