@@ -41,6 +41,7 @@ GAN_MODES = ("vanilla", "lsgan", "none")
 PREPROCESS = ("resize_and_crop", "scale_width_and_crop", "resize", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 LAYOUTS = ("auto", "aligned", "folders")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class TrainConfig:
     max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)")
     seed: int = _setting(0, "seed of weights, data order, jitter and dropout")
     device: str = _setting("auto", "auto, cpu, cuda or cuda:N")
+    precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
+                              "fp16 autocast with a gradient scaler (CUDA)", PRECISIONS)
     save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)")
     keep_checkpoints: int = _setting(2, "how many full checkpoints to keep")
     log_every: int = _setting(10, "average and log the losses every N iterations")

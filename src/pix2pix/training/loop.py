@@ -16,7 +16,7 @@ from pix2pix.atomic import write_text_atomic
 from pix2pix.config import RunConfig
 from pix2pix.data.dataset import EpochSampler, PairedDataset, training_loader
 from pix2pix.data.validate import screen_for_training
-from pix2pix.devices import resolve_device
+from pix2pix.devices import check_precision, resolve_device
 from pix2pix.evaluation.report import write_run_report
 from pix2pix.runs import RunDir, RunError
 from pix2pix.training.records import LossLog, mean_l1, translate_batches, write_sample_grid
@@ -70,6 +70,7 @@ class Trainer:
         self.config = config
         self.run = RunDir(run_dir)
         self.device = resolve_device(config.train.device)
+        check_precision(self.device, config.train.precision)
         checkpoint = self._checkpoint_to_resume() if resume else self._check_fresh_run()
         self._build_data()
         self.run.path.mkdir(parents=True, exist_ok=True)

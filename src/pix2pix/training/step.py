@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
+from pix2pix.devices import AUTOCAST_DTYPES
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.models import build_discriminator, build_generator
 
@@ -34,6 +36,14 @@ class Pix2PixTrainer(nn.Module):
         schedule = lambda epoch: lr_factor(epoch, t.n_epochs, t.n_epochs_decay)  # noqa: E731
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, schedule)
                            for name, opt in self.optimizers.items()}
+        self.precision = t.precision
+        self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Forward passes in bf16/fp16 when asked; losses are always computed in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
 
     def _adam(self, net: nn.Module, t) -> torch.optim.Adam:
         """The fused kernel updates all parameters in one pass: on CPU it cuts Adam's share of a paper-default
@@ -53,30 +63,37 @@ class Pix2PixTrainer(nn.Module):
         """One D step on a real and a fake pair, then one G step; returns the detached loss terms."""
         source = batch["input"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
-        fake = self.generator(source)
+        with self.autocast():
+            fake = self.generator(source)
         terms: dict[str, torch.Tensor] = {}
         fake_logits = None
         if self.discriminator is not None:
             terms.update(self._discriminator_step(source, target, fake))
             self.discriminator.requires_grad_(False)
-            fake_logits = self.discriminator(self.pair(source, fake))
-        g_terms = generator_loss(fake_logits, fake, target, self.gan_mode, self.lambda_l1)
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        g_terms["G"].backward()
-        self.optimizers["generator"].step()
+            with self.autocast():
+                fake_logits = self.discriminator(self.pair(source, fake)).float()
+        g_terms = generator_loss(fake_logits, fake.float(), target, self.gan_mode, self.lambda_l1)
+        self._optimize("generator", g_terms["G"])
         if self.discriminator is not None:
             self.discriminator.requires_grad_(True)
+        self.scaler.update()
         terms.update(g_terms)
         return {name: value.detach() for name, value in terms.items()}
 
-    def _discriminator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
-        optimizer = self.optimizers["discriminator"]
+    def _optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Backward and step; with fp16 the loss is scaled so small gradients survive, and steps with
+        overflowed gradients are skipped."""
+        optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        real_logits = self.discriminator(self.pair(source, target))
-        fake_logits = self.discriminator(self.pair(source, fake.detach()))
-        terms = discriminator_loss(real_logits, fake_logits, self.gan_mode)
-        terms["D"].backward()
-        optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
+    def _discriminator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            real_logits = self.discriminator(self.pair(source, target))
+            fake_logits = self.discriminator(self.pair(source, fake.detach()))
+        terms = discriminator_loss(real_logits.float(), fake_logits.float(), self.gan_mode)
+        self._optimize("discriminator", terms["D"])
         return terms
 
     def end_epoch(self) -> None:
@@ -90,6 +107,8 @@ class Pix2PixTrainer(nn.Module):
         for name in self.optimizers:
             state[f"optimizer_{name}"] = self.optimizers[name].state_dict()
             state[f"scheduler_{name}"] = self.schedulers[name].state_dict()
+        if self.scaler.is_enabled():
+            state["grad_scaler"] = self.scaler.state_dict()
         return state
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -99,3 +118,5 @@ class Pix2PixTrainer(nn.Module):
         for name in self.optimizers:
             self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
             self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])
+        if self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["grad_scaler"])

@@ -1,0 +1,45 @@
+"""Mixed precision: refused where the device cannot do it fast, and close to fp32 where it runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pix2pix.devices import DeviceError, check_precision
+from pix2pix.training.step import Pix2PixTrainer
+
+
+def test_fp16_off_cuda_is_refused_with_a_clear_message():
+    with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
+        check_precision(torch.device("cpu"), "fp16")
+
+
+@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has native bf16")
+def test_bf16_on_a_cpu_without_native_bf16_is_refused():
+    with pytest.raises(DeviceError, match="no native bf16"):
+        check_precision(torch.device("cpu"), "bf16")
+
+
+def test_bf16_autocast_step_stays_close_to_fp32(tiny_config):
+    """Same weights and batch: bf16 forward passes with fp32 losses give nearly the fp32 losses and updates
+    (run whatever the CPU, at 32 px, since the check of numbers does not depend on speed)."""
+    torch.manual_seed(0)
+    batch = {"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
+    trainers = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(1)
+        trainers[precision] = Pix2PixTrainer(tiny_config.updated({"precision": precision, "dropout": 0.0}),
+                                             torch.device("cpu"))
+    before = [p.detach().clone() for p in trainers["fp32"].generator.parameters()]
+    losses = {precision: trainer.step(batch) for precision, trainer in trainers.items()}
+    assert set(losses["bf16"]) == set(losses["fp32"])
+    for name, value in losses["fp32"].items():
+        assert losses["bf16"][name].dtype == torch.float32
+        assert abs(losses["bf16"][name].item() - value.item()) <= 0.02 * abs(value.item()) + 0.02, name
+    updates = {precision: torch.cat([(p.detach() - b).flatten() for p, b in
+                                     zip(trainer.generator.parameters(), before)])
+               for precision, trainer in trainers.items()}
+    assert all(p.dtype == torch.float32 for p in trainers["bf16"].generator.parameters())
+    moved = updates["fp32"].abs() > 1e-4  # Adam's first step moves most weights by about lr = 2e-4
+    agree = (updates["bf16"][moved].sign() == updates["fp32"][moved].sign()).float().mean()
+    assert moved.float().mean() > 0.5 and agree > 0.9, (moved.float().mean(), agree)
