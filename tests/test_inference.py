@@ -116,3 +116,70 @@ def test_16bit_gray_to_4band_tiff_trains_and_translates_at_full_fidelity(tmp_pat
     assert translated.returncode == 0, translated.stderr
     output = load_image_data(out / "0.png")
     assert (output.channels, output.bit_depth, output.size) == (4, 16, (32, 32))
+
+
+@pytest.mark.parametrize("length, tile, overlap", [(100, 32, 8), (64, 64, 16), (30, 64, 16), (1000, 256, 64)])
+def test_tiles_cover_every_pixel_and_neighbours_share_the_overlap(length, tile, overlap):
+    from pix2pix.inference import tile_starts
+
+    starts = tile_starts(length, min(tile, length), overlap)
+    size = min(tile, length)
+    covered = torch.zeros(length, dtype=torch.bool)
+    for start in starts:
+        covered[start:start + size] = True
+    assert covered.all() and starts[-1] + size == length
+    assert all(a + size - b >= overlap for a, b in zip(starts, starts[1:]))
+
+
+def column_steps(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean absolute change between neighbouring columns."""
+    return (tensor[..., 1:] - tensor[..., :-1]).abs().mean(dim=(0, 1, 2))
+
+
+def test_blending_hides_the_seams_that_tile_dependent_outputs_would_leave():
+    """A stand-in generator whose output shifts with each tile's content (as padding and batch statistics make a
+    real one do): cut hard, the tiles show a step at every border; blended, the offset is spread over the overlap,
+    so no column changes by more than a fraction of the hard step."""
+    from pix2pix.inference import translate_in_tiles
+
+    smooth = torch.linspace(-1, 1, 160).expand(1, 3, 48, 160).contiguous()
+    tile_dependent = lambda part: part + part.mean()  # noqa: E731
+    hard_cut = translate_in_tiles(tile_dependent, smooth, tile=32, overlap=0)
+    blended = translate_in_tiles(tile_dependent, smooth, tile=48, overlap=24)
+    hard_step = column_steps(hard_cut)[[31, 63, 95, 127]].min()
+    assert hard_step > 20 * column_steps(smooth).max()
+    assert column_steps(blended).max() < 0.2 * hard_step
+
+
+def test_tiled_eval_translation_of_a_smooth_image_matches_its_smoothness(trained_run):
+    from pix2pix.inference import Tiling
+
+    image = image_to_batch(gradient_image(96, 40))
+    blended = Translator.load(trained_run, mode="eval", tiling=Tiling(tile=32, overlap=16))(image)
+    whole = Translator.load(trained_run, mode="eval", tiling=Tiling(tile=0))(image)
+    assert blended.shape == whole.shape == (1, 3, 40, 96)
+    assert column_steps(blended).max() < 2 * column_steps(whole).max()
+
+
+def test_images_over_the_memory_budget_are_tiled_automatically(trained_run):
+    from pix2pix.inference import Tiling
+
+    small_budget = Translator.load(trained_run, mode="eval", tiling=Tiling(memory_budget_gib=1e-6))
+    assert small_budget.tile_size(torch.zeros(1, 3, 64, 64)) == 1024
+    assert Translator.load(trained_run, mode="eval").tile_size(torch.zeros(1, 3, 64, 64)) is None
+    image = image_to_batch(gradient_image(50, 30))
+    torch.testing.assert_close(small_budget(image), Translator.load(trained_run, mode="eval")(image))
+
+
+def image_to_batch(image: Image.Image) -> torch.Tensor:
+    from pix2pix.data.images import image_to_tensor
+
+    return image_to_tensor(image).unsqueeze(0)
+
+
+def test_translate_command_tiles_on_request_and_keeps_the_size(trained_run, tmp_path):
+    gradient_image(300, 217).save(tmp_path / "large.png")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "large.png"), "--out", str(tmp_path / "out"),
+                     "--mode", "eval", "--tile", "64", "--overlap", "16")
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "large.png").size == (300, 217)

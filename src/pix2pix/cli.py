@@ -115,9 +115,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from pix2pix.evaluation.report import ReportRow, write_translation_report
-    from pix2pix.inference import Translator, translate_files
+    from pix2pix.inference import Tiling, Translator, translate_files
 
-    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device)
+    tiling = Tiling(tile=args.tile, overlap=args.overlap, memory_budget_gib=args.memory_budget)
+    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling)
     summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
     rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
     if rows:
@@ -171,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--aligned", action="store_true",
                            help="inputs are A|B pairs: translate the input half, also write the target")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    translate.add_argument("--tile", type=int, default=None,
+                           help="translate in N x N tiles (0: never); default: tiles of 1024 only for images "
+                                "over the memory budget")
+    translate.add_argument("--overlap", type=int, default=64, help="pixels neighbouring tiles share and blend")
+    translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB",
+                           help="largest estimated generator memory for translating an image whole")
     translate.set_defaults(handler=cmd_translate)
 
     demo = commands.add_parser("demo", help="make the embedded facades data, train on it, translate, report",

@@ -27,25 +27,78 @@ from pix2pix.devices import resolve_device
 from pix2pix.models import UNetGenerator, build_generator, translation_mode
 from pix2pix.runs import RunDir, RunError
 
+BYTES_PER_PIXEL_PER_NGF = 10
+"""Peak memory of one generator forward, per input pixel and per unit of ngf (measured about 600 bytes per pixel
+at ngf 64 for 1024x1024 and 2048x2048 inputs on CPU)."""
+AUTO_TILE = 1024
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a large image is split: `tile` x `tile` pieces overlapping by `overlap` pixels and blended. With
+    `tile=None` an image is tiled (by AUTO_TILE) only when translating it whole would exceed the memory budget;
+    `tile=0` never tiles."""
+
+    tile: int | None = None
+    overlap: int = 64
+    memory_budget_gib: float = 2.0
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Offsets of tiles covering `length`, neighbours sharing at least `overlap` pixels; the last ends flush."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def blend_window(height: int, width: int, overlap: int) -> torch.Tensor:
+    """Weights that rise linearly over `overlap` pixels from each edge of a tile, so that where tiles overlap each
+    one fades out as its neighbour fades in and no seam shows."""
+    def ramp(n: int) -> torch.Tensor:
+        i = torch.arange(n, dtype=torch.float32) + 0.5
+        return torch.minimum(i, n - i).div(max(overlap, 1)).clamp(max=1.0)
+    return ramp(height)[:, None] * ramp(width)[None, :]
+
+
+def translate_in_tiles(forward, batch: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """Translates overlapping tiles one at a time and blends them: memory bounded by the tile, not the image."""
+    height, width = batch.shape[-2:]
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    total = weights = None
+    for top in tile_starts(height, tile_h, overlap):
+        for left in tile_starts(width, tile_w, overlap):
+            out = forward(batch[..., top:top + tile_h, left:left + tile_w]).cpu()
+            if total is None:
+                total = out.new_zeros(*out.shape[:-2], height, width)
+                weights = out.new_zeros(height, width)
+            window = blend_window(tile_h, tile_w, overlap)
+            total[..., top:top + tile_h, left:left + tile_w] += out * window
+            weights[top:top + tile_h, left:left + tile_w] += window
+    return total / weights
+
 
 class Translator:
-    """Maps an image of any size to its translation: padded to the U-Net's multiple, then cropped back.
+    """Maps an image of any size to its translation: padded to the U-Net's multiple, then cropped back; images too
+    large for the memory budget are translated in overlapping, blended tiles.
 
     `mode="paper"` keeps dropout on and normalizes with the test batch's statistics, as the paper does;
     `mode="eval"` is deterministic. With a `seed`, paper-mode outputs are reproducible per call.
     """
 
     def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",
-                 seed: int | None = None, device: torch.device | str = "cpu") -> None:
+                 seed: int | None = None, device: torch.device | str = "cpu", tiling: Tiling = Tiling()) -> None:
         self.device = torch.device(device)
         self.generator = generator.to(self.device)
         self.config = config
         self.mode = mode
         self.seed = seed
+        self.tiling = tiling
 
     @classmethod
     def load(cls, run_dir: Path | str, mode: str = "paper", seed: int | None = None,
-             device: str = "cpu") -> Translator:
+             device: str = "cpu", tiling: Tiling = Tiling()) -> Translator:
         """Rebuilds the generator from the run's saved config and latest weights; no flags need repeating."""
         run = RunDir(run_dir)
         config = run.load_config()
@@ -54,16 +107,29 @@ class Translator:
             generator.load_state_dict(run.load_generator())
         except RuntimeError as err:
             raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
-        return cls(generator, config, mode, seed, resolve_device(device))
+        return cls(generator, config, mode, seed, resolve_device(device), tiling)
 
     @property
     def input_mode(self) -> str:
         return pil_mode(self.config.model.input_nc)
 
+    def tile_size(self, batch: torch.Tensor) -> int | None:
+        """The tile to use for this batch, or None to translate it whole."""
+        tile = self.tiling.tile
+        if tile is not None:
+            return tile or None
+        pixels = batch.shape[0] * batch.shape[-2] * batch.shape[-1]
+        needed = pixels * BYTES_PER_PIXEL_PER_NGF * self.config.model.ngf
+        return AUTO_TILE if needed > self.tiling.memory_budget_gib * 2**30 else None
+
     def translate_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> the generator's output, same height and width."""
+        tile = self.tile_size(batch)
         with self._seeded(), translation_mode(self.generator, self.mode):
-            return self.generator.forward_any_size(batch.to(self.device)).cpu()
+            if tile is None:
+                return self.generator.forward_any_size(batch.to(self.device)).cpu()
+            forward = lambda part: self.generator.forward_any_size(part.to(self.device))  # noqa: E731
+            return translate_in_tiles(forward, batch, tile, self.tiling.overlap)
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(image, torch.Tensor):
