@@ -17,6 +17,7 @@ test: setup lint
 
 bench: setup
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/translate.py --sizes 256 512 1024 2048 4096
 
 lint: setup
 	$(PY) -m ruff check src tests

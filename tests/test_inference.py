@@ -131,6 +131,21 @@ def test_tiles_cover_every_pixel_and_neighbours_share_the_overlap(length, tile, 
     assert all(a + size - b >= overlap for a, b in zip(starts, starts[1:]))
 
 
+@pytest.mark.parametrize("length, largest, overlap, expected", [
+    (2048, 1792, 64, 1280),  # 2 x 2 tiles of 1280 rather than 3 x 3 of 1024
+    (4096, 1792, 64, 1536),
+    (1000, 1792, 64, 1024),
+    (300, 64, 16, 64),
+])
+def test_automatic_tiles_are_as_few_as_the_budget_allows_and_unpadded(length, largest, overlap, expected):
+    from pix2pix.inference import fewest_tiles_size, tile_starts
+
+    tile = fewest_tiles_size(length, largest, overlap, multiple=32 if largest == 64 else 256)
+    assert tile == expected and tile <= largest
+    count = len(tile_starts(length, min(tile, length), overlap))
+    assert count == max(1, -(-(length - overlap) // (largest - overlap)))
+
+
 def column_steps(tensor: torch.Tensor) -> torch.Tensor:
     """Mean absolute change between neighbouring columns."""
     return (tensor[..., 1:] - tensor[..., :-1]).abs().mean(dim=(0, 1, 2))
@@ -165,10 +180,12 @@ def test_images_over_the_memory_budget_are_tiled_automatically(trained_run):
     from pix2pix.inference import Tiling
 
     small_budget = Translator.load(trained_run, mode="eval", tiling=Tiling(memory_budget_gib=1e-6))
-    assert small_budget.tile_size(torch.zeros(1, 3, 64, 64)) == 1024
+    assert small_budget.tile_size(torch.zeros(1, 3, 64, 64)) == 32  # the U-Net's multiple: the smallest tile
     assert Translator.load(trained_run, mode="eval").tile_size(torch.zeros(1, 3, 64, 64)) is None
     image = image_to_batch(gradient_image(50, 30))
-    torch.testing.assert_close(small_budget(image), Translator.load(trained_run, mode="eval")(image))
+    explicit = Translator.load(trained_run, mode="eval", tiling=Tiling(tile=32))
+    torch.testing.assert_close(small_budget(image), explicit(image))
+    assert not torch.allclose(small_budget(image), Translator.load(trained_run, mode="eval")(image))
 
 
 def image_to_batch(image: Image.Image) -> torch.Tensor:

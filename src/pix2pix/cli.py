@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="inputs are A|B pairs: translate the input half, also write the target")
     translate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     translate.add_argument("--tile", type=int, default=None,
-                           help="translate in N x N tiles (0: never); default: tiles of 1024 only for images "
-                                "over the memory budget")
+                           help="translate in N x N tiles (0: never); default: tile only images over the memory "
+                                "budget, in as few tiles as fit it")
     translate.add_argument("--overlap", type=int, default=64, help="pixels neighbouring tiles share and blend")
     translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB",
                            help="largest estimated generator memory for translating an image whole")

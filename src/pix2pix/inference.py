@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +31,13 @@ from pix2pix.runs import RunDir, RunError
 BYTES_PER_PIXEL_PER_NGF = 10
 """Peak memory of one generator forward, per input pixel and per unit of ngf (measured about 600 bytes per pixel
 at ngf 64 for 1024x1024 and 2048x2048 inputs on CPU)."""
-AUTO_TILE = 1024
 
 
 @dataclass(frozen=True)
 class Tiling:
     """How a large image is split: `tile` x `tile` pieces overlapping by `overlap` pixels and blended. With
-    `tile=None` an image is tiled (by AUTO_TILE) only when translating it whole would exceed the memory budget;
-    `tile=0` never tiles."""
+    `tile=None` an image is tiled only when translating it whole would exceed the memory budget, in as few tiles
+    as the budget allows; `tile=0` never tiles."""
 
     tile: int | None = None
     overlap: int = 64
@@ -53,6 +53,15 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts + [length - tile]
 
 
+def fewest_tiles_size(length: int, largest: int, overlap: int, multiple: int) -> int:
+    """The tile side that covers `length` with the fewest tiles no larger than `largest`, shared out evenly and
+    rounded up to the U-Net's multiple (so no tile is padded)."""
+    overlap = min(overlap, largest // 2)
+    count = max(1, math.ceil((length - overlap) / (largest - overlap)))
+    even = math.ceil((length + (count - 1) * overlap) / count)
+    return min(largest, math.ceil(even / multiple) * multiple)
+
+
 def blend_window(height: int, width: int, overlap: int) -> torch.Tensor:
     """Weights that rise linearly over `overlap` pixels from each edge of a tile, so that where tiles overlap each
     one fades out as its neighbour fades in and no seam shows."""
@@ -66,6 +75,7 @@ def translate_in_tiles(forward, batch: torch.Tensor, tile: int, overlap: int) ->
     """Translates overlapping tiles one at a time and blends them: memory bounded by the tile, not the image."""
     height, width = batch.shape[-2:]
     tile_h, tile_w = min(tile, height), min(tile, width)
+    overlap = min(overlap, tile // 2)
     total = weights = None
     for top in tile_starts(height, tile_h, overlap):
         for left in tile_starts(width, tile_w, overlap):
@@ -118,9 +128,14 @@ class Translator:
         tile = self.tiling.tile
         if tile is not None:
             return tile or None
-        pixels = batch.shape[0] * batch.shape[-2] * batch.shape[-1]
-        needed = pixels * BYTES_PER_PIXEL_PER_NGF * self.config.model.ngf
-        return AUTO_TILE if needed > self.tiling.memory_budget_gib * 2**30 else None
+        bytes_per_pixel = batch.shape[0] * BYTES_PER_PIXEL_PER_NGF * self.config.model.ngf
+        budget_pixels = self.tiling.memory_budget_gib * 2**30 / bytes_per_pixel
+        height, width = batch.shape[-2:]
+        if height * width <= budget_pixels:
+            return None
+        multiple = self.generator.multiple
+        largest = max(multiple, math.isqrt(int(budget_pixels)) // multiple * multiple)
+        return fewest_tiles_size(max(height, width), largest, self.tiling.overlap, multiple)
 
     def translate_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> the generator's output, same height and width."""
