@@ -76,6 +76,7 @@ def translate_in_tiles(forward, batch: torch.Tensor, tile: int, overlap: int) ->
     height, width = batch.shape[-2:]
     tile_h, tile_w = min(tile, height), min(tile, width)
     overlap = min(overlap, tile // 2)
+    window = blend_window(tile_h, tile_w, overlap)
     total = weights = None
     for top in tile_starts(height, tile_h, overlap):
         for left in tile_starts(width, tile_w, overlap):
@@ -83,7 +84,6 @@ def translate_in_tiles(forward, batch: torch.Tensor, tile: int, overlap: int) ->
             if total is None:
                 total = out.new_zeros(*out.shape[:-2], height, width)
                 weights = out.new_zeros(height, width)
-            window = blend_window(tile_h, tile_w, overlap)
             total[..., top:top + tile_h, left:left + tile_w] += out * window
             weights[top:top + tile_h, left:left + tile_w] += window
     return total / weights
