@@ -22,8 +22,9 @@ from pix2pix.config import (
 )
 from pix2pix.data.dataset import detect_channels, find_pairs, split_folder
 from pix2pix.data.images import DataError
-from pix2pix.devices import DeviceError
+from pix2pix.devices import DEVICE_HELP, DeviceError
 from pix2pix.runs import RunDir, RunError
+from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError)
 
@@ -108,8 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = with_channels_of_the_data(config, explicit)
     result = train(config, args.out, resume=args.resume)
     state = "interrupted at" if result.interrupted else "finished at"
-    print(f"Training {state} step {result.step}. Run folder: {result.run_dir}\n"
-          f"Report: {result.run_dir / 'report.html'}")
+    if Ranks.from_environment().is_main:
+        print(f"Training {state} step {result.step}. Run folder: {result.run_dir}\n"
+              f"Report: {result.run_dir / 'report.html'}")
     return 130 if result.interrupted else 0
 
 
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--seed", type=int, default=None, help="makes paper-mode outputs reproducible")
     translate.add_argument("--aligned", action="store_true",
                            help="inputs are A|B pairs: translate the input half, also write the target")
-    translate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    translate.add_argument("--device", default="auto", help=DEVICE_HELP)
     translate.add_argument("--tile", type=int, default=None,
                            help="translate in N x N tiles (0: never); default: tile only images over the memory "
                                 "budget, in as few tiles as fit it")
@@ -201,13 +203,25 @@ def user_message(err: Exception) -> str:
     return text
 
 
+def rank_prefix() -> str:
+    """Which process speaks, in a distributed run."""
+    ranks = Ranks.from_environment()
+    return f"rank {ranks.rank}: " if ranks.distributed else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except USER_ERRORS as err:
-        print(f"pix2pix: error: {user_message(err)}", file=sys.stderr)
+        print(f"pix2pix: error: {rank_prefix()}{user_message(err)}", file=sys.stderr)
         return 2
+    except PeerError as err:
+        print(f"pix2pix: stopped ({rank_prefix()}{err}; see its message)", file=sys.stderr)
+        return 2
+    except LostPeerError as err:
+        print(f"pix2pix: error: {rank_prefix()}{err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pix2pix: interrupted", file=sys.stderr)
         return 130

@@ -35,7 +35,7 @@ def _setting(default: Any, help: str, choices: tuple | None = None) -> Any:
     return field(default=default, metadata=metadata)
 
 
-NORMS = ("batch", "instance", "none")
+NORMS = ("batch", "syncbatch", "instance", "none")
 PATCH_SIZES = (1, 16, 70, 286)
 GAN_MODES = ("vanilla", "lsgan", "none")
 PREPROCESS = ("resize_and_crop", "scale_width_and_crop", "resize", "none")
@@ -51,7 +51,8 @@ class ModelConfig:
     ngf: int = _setting(64, "generator filters in the first layer")
     num_downs: int | None = _setting(None, "U-Net downsamplings; default follows the crop size (8 at 256)")
     skip_connections: bool = _setting(True, "U-Net skips; off gives the paper's encoder-decoder ablation")
-    norm: str = _setting("batch", "normalization layer in both nets", NORMS)
+    norm: str = _setting("batch", "normalization layer in both nets; syncbatch: batch statistics over all "
+                                   "processes of a distributed run (CUDA)", NORMS)
     dropout: float = _setting(0.5, "dropout in the three innermost decoder blocks (the only noise in G)")
     ndf: int = _setting(64, "discriminator filters in the first layer")
     patch: int = _setting(70, "PatchGAN receptive field in pixels", PATCH_SIZES)
@@ -80,12 +81,13 @@ class TrainConfig:
     lr: float = _setting(2e-4, "Adam learning rate for both nets")
     beta1: float = _setting(0.5, "Adam beta1")
     beta2: float = _setting(0.999, "Adam beta2")
-    batch_size: int = _setting(1, "images per iteration (1: batch norm acts as instance norm)")
+    batch_size: int = _setting(1, "images per iteration and process (1: batch norm acts as instance norm)")
     n_epochs: int = _setting(100, "epochs at the initial learning rate")
     n_epochs_decay: int = _setting(100, "epochs of linear decay to zero after that")
     max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)")
     seed: int = _setting(0, "seed of weights, data order, jitter and dropout")
-    device: str = _setting("auto", "auto, cpu, cuda or cuda:N")
+    device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; under torchrun "
+                           "each process takes the GPU of its local rank")
     precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
                               "fp16 autocast with a gradient scaler (CUDA)", PRECISIONS)
     save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)")
@@ -93,6 +95,8 @@ class TrainConfig:
     log_every: int = _setting(10, "average and log the losses every N iterations")
     num_samples: int = _setting(4, "images in the per-epoch sample grid")
     val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end")
+    dist_timeout: float = _setting(1800.0, "seconds a process of a distributed run waits for the others before "
+                                   "stopping with an error (a peer that died or hangs)")
 
 
 OBJECTIVES: dict[str, dict[str, Any]] = {
@@ -146,6 +150,8 @@ class RunConfig:
             raise ConfigError("gan_mode 'none' with lambda_l1 0 leaves nothing to train; set --lambda-l1 > 0")
         if t.batch_size < 1 or t.n_epochs < 0 or t.n_epochs_decay < 0 or t.n_epochs + t.n_epochs_decay < 1:
             raise ConfigError("batch_size must be >= 1 and n_epochs + n_epochs_decay >= 1")
+        if t.dist_timeout <= 0:
+            raise ConfigError(f"dist_timeout {t.dist_timeout} must be > 0 seconds")
 
     @property
     def generator_depth(self) -> int:

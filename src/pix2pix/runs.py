@@ -74,7 +74,7 @@ class RunDir:
 
     def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
         """Writes the new checkpoint completely before pruning old ones, so one good checkpoint always exists."""
-        path = self.checkpoint_dir / f"step_{step:08d}.pt"
+        path = self.checkpoint_path(step)
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         for old in self.checkpoints()[:-keep]:
@@ -86,6 +86,21 @@ class RunDir:
         if self.checkpoint_dir.is_dir():
             for leftover in self.checkpoint_dir.glob(".step_*.tmp"):
                 leftover.unlink(missing_ok=True)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoint_dir / f"step_{step:08d}.pt"
+
+    def load_checkpoint(self, step: int) -> dict[str, Any]:
+        """The checkpoint of `step`, which another process chose: in a run over several machines, the run folder
+        must be the same folder for all of them (a shared filesystem)."""
+        path = self.checkpoint_path(step)
+        if not path.is_file():
+            raise RunError(f"{path}: not found on this machine; a run on several machines needs its run folder on "
+                           "a filesystem they all share")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure to read is this one problem
+            raise RunError(f"{path}: unreadable checkpoint ({err})") from err
 
     def load_latest_checkpoint(self) -> dict[str, Any] | None:
         """The newest checkpoint that loads; an unreadable one is reported and skipped."""

@@ -317,3 +317,32 @@ def test_sampler_resumes_with_the_tail_of_the_same_order():
     assert len(sampler) == 13
     sampler.set_epoch(6)
     assert len(list(sampler)) == 20
+
+
+def test_ranks_are_dealt_each_global_batch_in_rank_order():
+    """2 processes at batch 2 see, step by step, the 4 images one process at batch 4 sees."""
+    whole = EpochSampler(20, seed=3, batch_size=4)
+    ranks = [EpochSampler(20, seed=3, batch_size=2, rank=r, world_size=2) for r in range(2)]
+    for sampler in (whole, *ranks):
+        sampler.set_epoch(1)
+    steps = [list(whole)[i:i + 4] for i in range(0, 20, 4)]
+    shares = [list(r) for r in ranks]
+    assert [shares[0][2 * k:2 * k + 2] + shares[1][2 * k:2 * k + 2] for k in range(5)] == steps
+
+
+def test_ranks_get_equal_shares_padded_with_repeats_and_cover_the_epoch():
+    samplers = [EpochSampler(11, seed=0, batch_size=2, rank=r, world_size=3) for r in range(3)]
+    shares = [[index for _, index in s] for s in samplers]
+    assert [len(share) for share in shares] == [4, 4, 4] == [len(s) for s in samplers]
+    everything = [index for share in shares for index in share]
+    assert set(everything) == set(range(11)) and len(everything) == 12
+
+
+def test_a_resumed_epoch_can_be_shared_by_a_different_number_of_ranks():
+    single = EpochSampler(20, seed=5, batch_size=2)
+    single.set_epoch(2, start=6)
+    pair = [EpochSampler(20, seed=5, batch_size=1, rank=r, world_size=2) for r in range(2)]
+    for sampler in pair:
+        sampler.set_epoch(2, start=6)
+    first, second = (list(s) for s in pair)
+    assert [key for k in range(7) for key in (first[k], second[k])] == list(single)

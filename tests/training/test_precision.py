@@ -10,7 +10,7 @@ from pix2pix.training.step import Pix2PixTrainer
 
 
 def test_fp16_off_cuda_is_refused_with_a_clear_message():
-    with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
+    with pytest.raises(DeviceError, match="fp16 needs a CUDA or MPS device"):
         check_precision(torch.device("cpu"), "fp16")
 
 

@@ -89,7 +89,7 @@ def test_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny
     train(config, tmp_path / "resumed", resume=True)
     weights_a, checkpoint_a = final_state(tmp_path / "straight")
     weights_b, checkpoint_b = final_state(tmp_path / "resumed")
-    assert checkpoint_a["position"] == checkpoint_b["position"] == {"epoch": 1, "batch": 3, "step": 7}
+    assert checkpoint_a["position"] == checkpoint_b["position"] == {"epoch": 1, "images": 6, "step": 7}
     assert_same_tensors(weights_a, weights_b, "generator")
     assert_same_tensors(checkpoint_a["training"], checkpoint_b["training"], "training")
     assert_same_tensors(checkpoint_a["rng"], checkpoint_b["rng"], "rng")

@@ -133,12 +133,21 @@ class PairedDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields `(epoch, index)` in an order fixed by (seed, epoch), from `start` on, so that a run resumed
-    mid-epoch continues with exactly the images it had not seen yet."""
+    """Yields `(epoch, index)` in an order fixed by (seed, epoch), from image `start` of the epoch on, so that a
+    run resumed mid-epoch continues with exactly the images it had not seen yet.
 
-    def __init__(self, size: int, seed: int) -> None:
+    With several processes (`world_size`), each global batch of `batch_size * world_size` images is dealt out in
+    rank order, so N processes at batch b see the images one process at batch N*b would. The epoch's rest is
+    padded by repeating its first images until every process gets the same number of batches, which
+    DistributedDataParallel needs.
+    """
+
+    def __init__(self, size: int, seed: int, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
         self.size = size
         self.seed = seed
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self.start = 0
 
@@ -149,11 +158,23 @@ class EpochSampler(Sampler):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.size, generator=generator).tolist()
 
+    def share(self) -> list[int]:
+        """This process's images for the rest of the epoch, in the order it trains on them."""
+        rest = self.order(self.epoch)[self.start:]
+        padded = rest + rest[:(-len(rest)) % self.world_size] if rest else rest
+        global_batch = self.batch_size * self.world_size
+        mine = []
+        for first in range(0, len(padded), global_batch):
+            chunk = padded[first:first + global_batch]
+            part = len(chunk) // self.world_size
+            mine += chunk[self.rank * part:(self.rank + 1) * part]
+        return mine
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, i) for i in self.order(self.epoch)[self.start:])
+        return ((self.epoch, i) for i in self.share())
 
     def __len__(self) -> int:
-        return self.size - self.start
+        return len(self.share())
 
 
 def _ignore_interrupts(_worker_id: int) -> None:

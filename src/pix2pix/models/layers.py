@@ -12,8 +12,9 @@ docs/performance.md)."""
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """Batch norm (the paper), instance norm, or nothing."""
-    if kind == "batch":
+    """Batch norm (the paper), instance norm, or nothing. `syncbatch` is batch norm here; a distributed run
+    converts it to SyncBatchNorm, so a trained run translates without any process group."""
+    if kind in ("batch", "syncbatch"):
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels)
@@ -24,7 +25,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 def conv_bias(norm: str) -> bool:
     """A bias before batch norm is cancelled by its mean subtraction, so only the other norms get one."""
-    return norm != "batch"
+    return norm not in ("batch", "syncbatch")
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:

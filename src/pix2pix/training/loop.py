@@ -6,6 +6,7 @@ import json
 import math
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +17,22 @@ from pix2pix.atomic import write_text_atomic
 from pix2pix.config import RunConfig
 from pix2pix.data.dataset import EpochSampler, PairedDataset, training_loader
 from pix2pix.data.validate import screen_for_training
-from pix2pix.devices import check_precision, resolve_device
+from pix2pix.devices import DeviceError, check_precision
 from pix2pix.evaluation.report import write_run_report
 from pix2pix.runs import RunDir, RunError
+from pix2pix.training import distributed
+from pix2pix.training.distributed import SINGLE_PROCESS, Ranks
 from pix2pix.training.records import LossLog, mean_l1, translate_batches, write_sample_grid
 from pix2pix.training.step import Pix2PixTrainer
 
 
 @dataclass
 class Position:
-    """Where training is: the epoch, the batches done in it, and iterations done in all."""
+    """Where training is: the epoch, the images of it done (by all processes), and iterations done in all.
+    Counting images rather than batches lets a run resume with another batch size or number of processes."""
 
     epoch: int = 0
-    batch: int = 0
+    images: int = 0
     step: int = 0
 
 
@@ -42,10 +46,14 @@ class TrainResult:
 
 class StopRequest:
     """Turns Ctrl-C (and SIGTERM) into a request that the loop honours between iterations, so the checkpoint
-    it then writes is of a finished step. A second Ctrl-C interrupts at once."""
+    it then writes is of a finished step. A second Ctrl-C interrupts at once, unless it comes within
+    `GRACE_S` of the first: torchrun passes the terminal's Ctrl-C on to its workers, which then get it twice."""
+
+    GRACE_S = 2.0
 
     def __init__(self) -> None:
         self.requested = False
+        self.requested_at = 0.0
         self.previous = {}
 
     def __enter__(self) -> StopRequest:
@@ -54,9 +62,11 @@ class StopRequest:
         return self
 
     def _request(self, signum, frame) -> None:
-        if self.requested:
+        now = time.monotonic()
+        if self.requested and signum == signal.SIGINT and now - self.requested_at > self.GRACE_S:
             raise KeyboardInterrupt
-        self.requested = True
+        if not self.requested:
+            self.requested, self.requested_at = True, now
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
@@ -64,64 +74,136 @@ class StopRequest:
 
 
 class Trainer:
-    """One run: builds everything from the config, restores the newest checkpoint on resume, then loops."""
+    """One run: builds everything from the config, restores the newest checkpoint on resume, then loops.
 
-    def __init__(self, config: RunConfig, run_dir: Path | str, resume: bool = False) -> None:
+    Under torchrun there is one Trainer per process: each trains on its share of every global batch, and rank 0
+    alone writes the run folder (config, checkpoints, log, samples, report). Set-up errors of any process stop
+    all of them with its message, before the first step.
+    """
+
+    def __init__(self, config: RunConfig, run_dir: Path | str, resume: bool = False,
+                 ranks: Ranks = SINGLE_PROCESS) -> None:
         self.config = config
+        self.ranks = ranks
         self.run = RunDir(run_dir)
-        self.device = resolve_device(config.train.device)
-        check_precision(self.device, config.train.precision)
+        self.device = self._prepare_device()
         checkpoint = self._checkpoint_to_resume() if resume else self._check_fresh_run()
         self._build_data()
-        self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.save_config(config)
+        if ranks.is_main:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            self.run.save_config(config)
         torch.manual_seed(config.train.seed)
-        self.model = Pix2PixTrainer(config, self.device)
+        self.model = Pix2PixTrainer(config, self.device, ranks)
         self.position = Position()
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.log = LossLog(self.run.path / "losses.jsonl", config.train.log_every)
+        else:
+            self._seed_dropout(step=0)
+        self.log = LossLog(self.run.path / "losses.jsonl" if ranks.is_main else None, config.train.log_every,
+                           combine=lambda values: distributed.mean_over_ranks(ranks, values, self.device))
         self.log.truncate_after(self.position.step)
+        self._tell_batch()
+
+    def _prepare_device(self) -> torch.device:
+        """This process's device, checked for the precision and norm asked for; all processes agree first."""
+        error = device = None
+        try:
+            device = distributed.process_device(self.config.train.device, self.ranks)
+            check_precision(device, self.config.train.precision)
+            self._check_norm(device)
+        except (DeviceError, RunError) as err:
+            error = err
+        distributed.agree(self.ranks, error)
+        return device
+
+    def _check_norm(self, device: torch.device) -> None:
+        if self.config.model.norm == "syncbatch" and self.ranks.distributed and device.type != "cuda":
+            raise DeviceError(f"--norm syncbatch needs CUDA devices (PyTorch syncs batch norm on GPUs only; this "
+                              f"run is on {device}); use --norm batch (statistics per process) or instance")
 
     def _check_fresh_run(self) -> None:
-        if self.run.checkpoints():
-            raise RunError(f"{self.run.path} already holds a trained run; continue it with --resume, "
-                           "or choose another --out")
+        def check() -> None:
+            if self.run.checkpoints():
+                raise RunError(f"{self.run.path} already holds a trained run; continue it with --resume, "
+                               "or choose another --out")
+        distributed.share_from_main(self.ranks, check)
         return None
 
     def _checkpoint_to_resume(self) -> dict:
-        self.run.remove_incomplete_saves()
-        checkpoint = self.run.load_latest_checkpoint()
-        if checkpoint is None:
-            raise RunError(f"{self.run.path}: no checkpoint to resume from")
+        """Rank 0 picks the newest readable checkpoint; every process loads that same one."""
+        found: dict[str, dict] = {}
+
+        def newest_step() -> int:
+            self.run.remove_incomplete_saves()
+            checkpoint = self.run.load_latest_checkpoint()
+            if checkpoint is None:
+                raise RunError(f"{self.run.path}: no checkpoint to resume from")
+            found["checkpoint"] = checkpoint
+            return checkpoint["position"]["step"]
+
+        step = distributed.share_from_main(self.ranks, newest_step)
+        checkpoint = error = None
+        try:
+            checkpoint = found.get("checkpoint") or self.run.load_checkpoint(step)
+        except RunError as err:
+            error = err
+        distributed.agree(self.ranks, error)
         return checkpoint
 
     def _restore(self, checkpoint: dict) -> None:
         self.model.load_training_state(checkpoint["training"])
         self.position = Position(**checkpoint["position"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+        rng = checkpoint["rng"]
+        if len(rng["torch"]) != self.ranks.world_size:
+            self._seed_dropout(self.position.step)
+            return
+        torch.set_rng_state(rng["torch"][self.ranks.rank])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"][self.ranks.rank], self.device)
+
+    def _seed_dropout(self, step: int) -> None:
+        """Each process draws its own dropout noise. A run resumed with another number of processes cannot
+        continue the saved streams, so each process starts a new one from (seed, rank, step)."""
+        if self.ranks.rank > 0 or step > 0:
+            torch.manual_seed(hash((self.config.train.seed, self.ranks.rank, step)) % 2**63)
+
+    def _tell_batch(self) -> None:
+        """The batch a step really averages over, and the learning rate, which is not scaled with it."""
+        if not self.ranks.is_main:
+            return
+        t, world = self.config.train, self.ranks.world_size
+        split = f"{world} processes x {t.batch_size} = " if world > 1 else ""
+        print(f"pix2pix: {len(self.dataset)} training pairs; effective batch {split}{self.global_batch} "
+              f"image(s) per step; lr {t.lr:g}; on {self.device}", file=sys.stderr)
 
     def _build_data(self) -> None:
         """Every file of the train and val splits is checked before the first step (see --on-bad-file); the
-        list of problems goes to RUN/bad_files.json, which is written even when the run stops there."""
+        list of problems goes to RUN/bad_files.json, which is written even when the run stops there. Rank 0
+        checks, for all processes."""
         c = self.config
-        report = screen_for_training(Path(c.data.data), c.data.layout, c.data.on_bad_file,
-                                     self.run.path / "bad_files.json", workers=c.data.num_workers)
-        pairs = report.usable_pairs("train")
+
+        def screen() -> tuple[list, list]:
+            report = screen_for_training(Path(c.data.data), c.data.layout, c.data.on_bad_file,
+                                         self.run.path / "bad_files.json", workers=c.data.num_workers)
+            return report.usable_pairs("train"), report.usable_pairs("val")
+
+        pairs, held_out = distributed.share_from_main(self.ranks, screen)
         self.dataset = PairedDataset(pairs, c.data, c.model.input_nc, c.model.output_nc, train=True,
                                      seed=c.train.seed)
-        self.sampler = EpochSampler(len(pairs), c.train.seed)
+        self.sampler = EpochSampler(len(pairs), c.train.seed, c.train.batch_size, self.ranks.rank,
+                                    self.ranks.world_size)
         self.loader = training_loader(self.dataset, self.sampler, c.train.batch_size, c.data.num_workers,
                                       pin_memory=self.device.type == "cuda")
-        held_out = report.usable_pairs("val")
         self.held_out = PairedDataset(held_out or pairs, c.data, c.model.input_nc, c.model.output_nc, train=False)
         self.has_val = bool(held_out)
 
     @property
+    def global_batch(self) -> int:
+        return self.config.train.batch_size * self.ranks.world_size
+
+    @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.dataset) / self.config.train.batch_size)
+        return math.ceil(len(self.dataset) / self.global_batch)
 
     @property
     def total_epochs(self) -> int:
@@ -147,48 +229,62 @@ class Trainer:
     def _run_epoch(self, stop: StopRequest) -> bool:
         """Runs the rest of the current epoch (or up to `max_steps`); returns True when stopped by a request."""
         t, pos = self.config.train, self.position
-        self.sampler.set_epoch(pos.epoch, start=pos.batch * t.batch_size)
-        bar = tqdm(total=self.steps_per_epoch, initial=pos.batch, desc=f"epoch {pos.epoch + 1}/{self.total_epochs}",
-                   unit="it", dynamic_ncols=True, leave=False, file=sys.stderr, mininterval=1.0)
+        self.sampler.set_epoch(pos.epoch, start=pos.images)
+        bar = tqdm(total=self.steps_per_epoch, initial=pos.images // self.global_batch,
+                   desc=f"epoch {pos.epoch + 1}/{self.total_epochs}", unit="it", dynamic_ncols=True, leave=False,
+                   file=sys.stderr, mininterval=1.0, disable=not self.ranks.is_main)
         with bar:
             for batch in self.loader:
                 losses = self.model.step(batch)
                 pos.step += 1
-                pos.batch += 1
+                pos.images = min(len(self.dataset), pos.images + len(batch["input"]) * self.ranks.world_size)
                 self.log.add(losses, pos.step, pos.epoch, self.model.lr)
                 bar.set_postfix(self.log.latest, refresh=False)
                 bar.update(1)
-                if stop.requested:
+                if distributed.any_rank(self.ranks, stop.requested, self.device):
                     self.save_checkpoint()
-                    print(f"\nInterrupted: checkpoint of step {pos.step} saved in {self.run.checkpoint_dir}; "
-                          "continue with --resume", file=sys.stderr)
+                    if self.ranks.is_main:
+                        print(f"\nInterrupted: checkpoint of step {pos.step} saved in {self.run.checkpoint_dir}; "
+                              "continue with --resume", file=sys.stderr)
                     return True
                 if self._max_steps_reached():
                     break
-                if t.save_every and pos.step % t.save_every == 0 and pos.batch < self.steps_per_epoch:
+                if t.save_every and pos.step % t.save_every == 0 and pos.images < len(self.dataset):
                     self.save_checkpoint()
-        if pos.batch == self.steps_per_epoch:
+        if pos.images >= len(self.dataset):
             pos.epoch += 1
-            pos.batch = 0
+            pos.images = 0
             self.model.end_epoch()
         self.save_checkpoint()
         self.record()
         return False
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes the checkpoint, with every process's random state (so an equal number of processes
+        resumes exactly); returns its path there, None elsewhere."""
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        every_rng = distributed.gather_to_main(self.ranks, rng)
+        if not self.ranks.is_main:
+            return None
         state = {"training": self.model.training_state(), "position": vars(self.position).copy(),
-                 "rng": rng, "config": self.config.to_dict()}
+                 "rng": {"torch": [r["torch"] for r in every_rng],
+                         "cuda": [r["cuda"] for r in every_rng] if self.device.type == "cuda" else None},
+                 "config": self.config.to_dict()}
         path = self.run.save_checkpoint(state, self.position.step, self.config.train.keep_checkpoints)
         self.run.save_generator(self.model.generator.state_dict(), self.position.step)
         return path
 
     def record(self, initial: bool = False) -> None:
-        """Sample grid, held-out L1, loss plot and report: what a user looks at while a run trains."""
+        """Sample grid, held-out L1, loss plot and report: what a user looks at while a run trains. Rank 0
+        records; with synchronized batch norm every process translates too, since its layers work together."""
+        if not (self.ranks.is_main or self.config.model.norm == "syncbatch"):
+            return
         c, step = self.config.train, self.position.step
         count = min(len(self.held_out), max(c.num_samples, c.val_images))
         triples = translate_batches(self.model.generator, self.held_out, range(count), self.device)
+        if not self.ranks.is_main:
+            return
         write_sample_grid(self.run.path / "samples" / f"step_{step:07d}.png", triples[: c.num_samples])
         l1 = mean_l1(triples)
         name = "val_L1" if self.has_val else "train_L1"
@@ -206,4 +302,14 @@ class Trainer:
 
 
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
-    return Trainer(config, run_dir, resume).fit()
+    """Trains in this process, or, started by torchrun, as one of its processes (see docs/distributed.md)."""
+    ranks = Ranks.from_environment()
+    distributed.start(ranks, config.train.dist_timeout)
+    try:
+        return Trainer(config, run_dir, resume, ranks).fit()
+    except RuntimeError as err:
+        if ranks.distributed and distributed.is_peer_failure(err):
+            raise distributed.lost_peer(err) from err
+        raise
+    finally:
+        distributed.stop(ranks)

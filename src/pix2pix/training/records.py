@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -17,11 +17,17 @@ from pix2pix.models import translation_mode
 
 
 class LossLog:
-    """Losses averaged over `every` iterations, appended to a JSON-lines file one flushed line at a time."""
+    """Losses averaged over `every` iterations, appended to a JSON-lines file one flushed line at a time.
 
-    def __init__(self, path: Path, every: int) -> None:
+    In a distributed run every process keeps one: `combine` averages them over the processes, and only rank 0
+    has a `path` to write to.
+    """
+
+    def __init__(self, path: Path | None, every: int,
+                 combine: Callable[[dict[str, float]], dict[str, float]] = lambda averages: averages) -> None:
         self.path = path
         self.every = max(1, every)
+        self.combine = combine
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.latest: dict[str, float] = {}
@@ -29,7 +35,7 @@ class LossLog:
 
     def truncate_after(self, step: int) -> None:
         """On resume, drops lines written after the checkpoint, which the resumed run will write again."""
-        if not self.path.exists():
+        if self.path is None or not self.path.exists():
             return
         kept = []
         for line in self.path.read_text().splitlines():
@@ -46,13 +52,16 @@ class LossLog:
             self.sums[name] = self.sums.get(name, 0) + value
         self.count += 1
         if step % self.every == 0:
-            self.latest = {name: round(float(total) / self.count, 6) for name, total in self.sums.items()}
+            averages = self.combine({name: float(total) / self.count for name, total in self.sums.items()})
+            self.latest = {name: round(value, 6) for name, value in averages.items()}
             now = time.perf_counter()
             seconds = round((now - self.window_start) / self.count, 4)
             self.write({"step": step, "epoch": epoch, "lr": lr, "sec_per_it": seconds, **self.latest})
             self.sums, self.count, self.window_start = {}, 0, now
 
     def write(self, record: dict) -> None:
+        if self.path is None:
+            return
         with open(self.path, "a") as log:
             log.write(json.dumps(record) + "\n")
 

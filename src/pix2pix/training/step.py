@@ -12,6 +12,7 @@ from pix2pix.config import RunConfig
 from pix2pix.devices import AUTOCAST_DTYPES
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.models import build_discriminator, build_generator
+from pix2pix.training.distributed import SINGLE_PROCESS, Ranks, replicate
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -20,9 +21,14 @@ def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
 
 
 class Pix2PixTrainer(nn.Module):
-    """Owns both networks and their optimizers; `step` is one training iteration."""
+    """Owns both networks and their optimizers; `step` is one training iteration.
 
-    def __init__(self, config: RunConfig, device: torch.device) -> None:
+    With several processes, G and D train through their DistributedDataParallel replicas, which average the
+    gradients over the global batch; `generator` and `discriminator` stay the plain networks that are saved
+    and translated with (in one process, the replicas are those same networks).
+    """
+
+    def __init__(self, config: RunConfig, device: torch.device, ranks: Ranks = SINGLE_PROCESS) -> None:
         super().__init__()
         t = config.train
         self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
@@ -30,6 +36,10 @@ class Pix2PixTrainer(nn.Module):
         self.device = device
         self.generator = build_generator(config).to(device)
         self.discriminator = build_discriminator(config).to(device) if t.gan_mode != "none" else None
+        sync = config.model.norm == "syncbatch"
+        self.generator_replica = replicate(self.generator, ranks, device, sync)
+        self.discriminator_replica = (replicate(self.discriminator, ranks, device, sync)
+                                      if self.discriminator is not None else None)
         self.optimizers = {"generator": self._adam(self.generator, t)}
         if self.discriminator is not None:
             self.optimizers["discriminator"] = self._adam(self.discriminator, t)
@@ -64,13 +74,13 @@ class Pix2PixTrainer(nn.Module):
         source = batch["input"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
         with self.autocast():
-            fake = self.generator(source)
+            fake = self.generator_replica(source)
         terms: dict[str, torch.Tensor] = {}
         fake_logits = None
         if self.discriminator is not None:
             terms.update(self._discriminator_step(source, target, fake))
             self.discriminator.requires_grad_(False)
-            with self.autocast():
+            with self.autocast():  # the plain D: its replica would wait for gradients that D does not get here
                 fake_logits = self.discriminator(self.pair(source, fake)).float()
         g_terms = generator_loss(fake_logits, fake.float(), target, self.gan_mode, self.lambda_l1)
         self._optimize("generator", g_terms["G"])
@@ -90,8 +100,8 @@ class Pix2PixTrainer(nn.Module):
 
     def _discriminator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
         with self.autocast():
-            real_logits = self.discriminator(self.pair(source, target))
-            fake_logits = self.discriminator(self.pair(source, fake.detach()))
+            real_logits = self.discriminator_replica(self.pair(source, target))
+            fake_logits = self.discriminator_replica(self.pair(source, fake.detach()))
         terms = discriminator_loss(real_logits.float(), fake_logits.float(), self.gan_mode)
         self._optimize("discriminator", terms["D"])
         return terms
