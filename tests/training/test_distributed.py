@@ -173,3 +173,25 @@ def test_ctrl_c_passed_on_twice_by_torchrun_is_one_request_but_a_later_second_on
         stop.requested_at -= StopRequest.GRACE_S + 1
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_on_torchrun_checkpoints_the_last_step_of_every_process(facades, tmp_path):
+    """torchrun passes Ctrl-C on to its workers; they agree on the step to stop at and rank 0 saves it."""
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pix2pix",
+               "train", *tiny_flags(facades, n_epochs=100_000), "--out", str(run)]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        wait_for_training(run, [launcher])
+        launcher.send_signal(signal.SIGINT)
+        stdout, stderr = launcher.communicate(timeout=90)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.communicate()
+    assert "Interrupted: checkpoint of step" in stderr and "Training interrupted at step" in stdout, stderr
+    checkpoint = torch.load(RunDir(run).checkpoints()[-1], weights_only=True)
+    assert training_steps(run)[-1] == checkpoint["position"]["step"]
+    first, second = checkpoint["rng"]["torch"]
+    assert not torch.equal(first, second), "both processes drew the same dropout noise"
