@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pix2pix: error: {rank_prefix()}{user_message(err)}", file=sys.stderr)
         return 2
     except PeerError as err:
-        print(f"pix2pix: stopped ({rank_prefix()}{err}; see its message)", file=sys.stderr)
+        print(f"pix2pix: {rank_prefix()}stopped because {err} (see its message)", file=sys.stderr)
         return 2
     except LostPeerError as err:
         print(f"pix2pix: error: {rank_prefix()}{err}", file=sys.stderr)

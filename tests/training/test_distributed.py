@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,6 +102,18 @@ def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades,
         assert f"error: rank {rank}: --norm syncbatch needs CUDA devices" in done.stderr
     assert not our_traceback(done.stderr)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_data_found_by_rank_0_stops_the_others_before_the_first_step(facades, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(facades, data)
+    (data / "train" / "0003.png").write_bytes(b"not a png")
+    run = tmp_path / "run"
+    done = torchrun(*tiny_flags(data, max_steps=1, input_nc=3, output_nc=3), "--out", str(run))
+    assert done.returncode != 0
+    assert "error: rank 0: " in done.stderr and "0003.png" in (run / "bad_files.json").read_text()
+    assert "pix2pix: rank 1: stopped because rank 0 failed (see its message)" in done.stderr
+    assert not our_traceback(done.stderr)
 
 
 def our_traceback(stderr: str) -> bool:

@@ -135,7 +135,7 @@ def share_from_main(ranks: Ranks, work: Callable[[], T]) -> T:
     _collective(lambda: dist.broadcast_object_list(outcome, src=0))
     kind, value = outcome[0]
     if kind == "error":
-        raise PeerError(f"rank 0 failed: {value}")
+        raise PeerError("rank 0 failed")
     return value
 
 
@@ -145,13 +145,13 @@ def agree(ranks: Ranks, error: Exception | None) -> None:
         if error is not None:
             raise error
         return
-    messages: list[str | None] = [None] * ranks.world_size
-    _collective(lambda: dist.all_gather_object(messages, None if error is None else str(error)))
+    failures: list[bool] = [False] * ranks.world_size
+    _collective(lambda: dist.all_gather_object(failures, error is not None))
     if error is not None:
         raise error
-    failed = [(rank, message) for rank, message in enumerate(messages) if message is not None]
+    failed = [rank for rank, failure in enumerate(failures) if failure]
     if failed:
-        raise PeerError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+        raise PeerError(f"rank {failed[0]} failed")
 
 
 def any_rank(ranks: Ranks, flag: bool, device: torch.device) -> bool:
