@@ -1,22 +1,29 @@
 """Seconds per translated image at the paper's defaults, against a naive baseline, and cost against image size.
 
     python benchmarks/translate.py                        # 256x256 file -> file, eval and paper modes
+    python benchmarks/translate.py --ort-options          # also: ONNX Runtime session settings compared
+    python benchmarks/translate.py --profile              # also: where ONNX Runtime's forward spends its time
     python benchmarks/translate.py --sizes 256 512 1024 2048 4096
 
 Per image means the whole job of `pix2pix translate` with the model loaded once: read the PNG, translate, write
 the PNG. The baseline does it the straightforward way: PyTorch's own layers, `torch.no_grad`, Pillow in and out.
-Variants run interleaved in one process. `--sizes` runs each size in a fresh process, so that its peak memory
-(max RSS) is its own.
+The project's variants: the torch backend (in eval mode also on a copy with batch norm folded into the
+convolutions, to show what folding gives there) and the ONNX Runtime backend, exported once into a run folder (the
+time of that export is printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
+process, so that its peak memory (max RSS) is its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +32,17 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, starved, write_json  # noqa: E402
-from train_step import as_plain_pytorch  # noqa: E402
 
 from pix2pix.config import RunConfig  # noqa: E402
-from pix2pix.data.images import image_to_tensor, tensor_to_image  # noqa: E402
+from pix2pix.data.images import image_to_tensor, load_image_data, save_image, tensor_to_image  # noqa: E402
+from pix2pix.export import OnnxGenerator, onnx_path, session_options, with_plain_transposed_convs  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.models import build_generator, translation_mode  # noqa: E402
+from pix2pix.models.fold import fold_batch_norm  # noqa: E402
+from pix2pix.runs import RunDir  # noqa: E402
+
+GENERATOR_GFLOP_256 = 12.1
+"""Multiply-adds x 2 of one generator forward at 256x256, batch 1 (torch.utils.flop_counter)."""
 
 
 def test_image(folder: Path, size: int) -> Path:
@@ -46,56 +58,184 @@ def naive_translate(generator: torch.nn.Module, mode: str, source: Path, target:
     tensor_to_image(output).save(target)
 
 
-def compare(size: int, repeats: int) -> list[dict]:
-    config = RunConfig().updated({"crop_size": 256, "load_size": 256})
+def random_run(folder: Path, config: RunConfig) -> tuple[RunDir, torch.nn.Module]:
+    """A run folder with random weights (timing does not depend on them), and the naive generator holding them."""
     torch.manual_seed(0)
-    naive = build_generator(config)
-    as_plain_pytorch(naive)
-    folder = Path(tempfile.mkdtemp())
-    source = test_image(folder, size)
-    variants = {}
+    naive = with_plain_transposed_convs(build_generator(config))
+    run = RunDir(folder / "run")
+    run.save_config(config)
+    run.save_generator(naive.state_dict(), step=0)
+    return run, naive
+
+
+def folded(translator: Translator) -> Translator:
+    """The torch backend on a copy of the generator with batch norm folded into the convolutions (eval mode)."""
+    return Translator(fold_batch_norm(translator.generator), translator.config, mode="eval", seed=translator.seed)
+
+
+def first_use_seconds(run: RunDir, mode: str) -> dict:
+    """Seconds of the ONNX backend's first translation without an export (exporting) and with one (loading)."""
+    onnx_path(run.path, mode).unlink(missing_ok=True)
+    image = torch.zeros(1, 3, 256, 256)
+    seconds = {}
+    for what in ("export", "load"):
+        start = time.perf_counter()
+        Translator.load(run.path, mode=mode, backend="onnx")(image)
+        seconds[f"{what} {mode}"] = round(time.perf_counter() - start, 1)
+    return seconds
+
+
+def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path) -> dict[str, tuple[str, Callable]]:
+    """Name -> (mode, one whole-file translation)."""
+    found = {}
     for mode in ("eval", "paper"):
-        translator = Translator(build_generator(config), config, mode=mode, seed=0)
-        translator.generator.load_state_dict(naive.state_dict())
-        variants[f"naive {mode}"] = lambda m=mode: naive_translate(naive, m, source, folder / "naive.png")
-        variants[f"pix2pix {mode}"] = lambda t=translator: translate_files(t, [source], folder / "out")
+        found[f"naive {mode}"] = (mode, lambda m=mode: naive_translate(naive, m, source, out / "naive.png"))
+        translators = {"torch": Translator.load(run.path, mode=mode, seed=0),
+                       "onnx": Translator.load(run.path, mode=mode, seed=0, backend="onnx")}
+        if mode == "eval":
+            translators["torch, folded BN"] = folded(translators["torch"])
+        for backend, translator in translators.items():
+            found[f"pix2pix {mode}, {backend}"] = (mode, lambda t=translator: translate_files(t, [source], out))
+    return found
+
+
+def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int) -> tuple[list[dict], dict]:
+    """Every variant interleaved; also the ONNX backend's first-use cost and where an image's time goes. Leaves
+    both graphs exported in `run`."""
+    folder = run.path.parent
+    source = test_image(folder, size)
+    first_use = {**first_use_seconds(run, "eval"), **first_use_seconds(run, "paper")}
+    (folder / "out").mkdir()
+    named = variants(run, naive, source, folder / "out")
     peak = matmul_peak()
-    timings = interleave(variants, repeats)
+    timings = interleave({name: fn for name, (_, fn) in named.items()}, repeats)
     rows = []
     for name, timing in timings.items():
-        base = timings[f"naive {name.split()[-1]}"].median
+        base = timings[f"naive {named[name][0]}"].median
         low, high = timing.spread
         rows.append({"variant": name, "size": size, "s/image": f"{timing.median:.3f}",
                      "spread": f"{low:.3f}-{high:.3f}", "speedup": f"{base / timing.median:.2f}x",
-                     "cpu/wall": f"{sorted(timing.cpu_ratios)[len(timing.cpu_ratios) // 2]:.2f}",
+                     "cpu/wall": f"{statistics.median(timing.cpu_ratios):.2f}",
                      "walls": timing.walls, "matmul_peak_gflops": peak})
+    warn_if_starved(timings)
+    return rows, {"first_use_seconds": first_use, "matmul_peak_gflops": round(peak, 1),
+                  "stages": stages(run, source, folder / "stages", repeats)}
+
+
+def stages(run: RunDir, source: Path, out: Path, repeats: int) -> list[dict]:
+    """Where one whole-file eval translation spends its time, per backend: reading, the generator, writing."""
+    return [stage_times(Translator.load(run.path, mode="eval", backend=backend), source, out, repeats)
+            for backend in ("torch", "onnx")]
+
+
+def stage_times(translator: Translator, source: Path, out: Path, repeats: int) -> dict:
+    tensor = image_to_tensor(load_image_data(source, 3)).unsqueeze(0)
+    output = translator(tensor)[0]
+    parts = {"read PNG": lambda: image_to_tensor(load_image_data(source, 3)),
+             "generator": lambda: translator(tensor),
+             "write PNG": lambda: save_image(output, out / "stage.png")}
+    timings = interleave(parts, repeats)
+    row = {"backend": translator.backend, **{name: f"{t.median * 1000:.1f} ms" for name, t in timings.items()}}
+    gflop = GENERATOR_GFLOP_256 * source_pixels(source) / 256**2
+    row["generator GFLOP/s"] = f"{gflop / timings['generator'].median:.0f}"
+    return row
+
+
+def source_pixels(source: Path) -> int:
+    with Image.open(source) as image:
+        return image.width * image.height
+
+
+def ort_options(run: RunDir, size: int, repeats: int) -> list[dict]:
+    """The eval graph's forward under ONNX Runtime session settings, interleaved (threads, optimization level,
+    spinning between calls)."""
+    path = onnx_path(run.path, "eval")
+    batch = torch.rand(1, 3, size, size) * 2 - 1
+    sessions = {}
+    for threads in (1, 2):
+        for level in ("basic", "extended", "all"):
+            for spinning in (False, True):
+                name = f"threads {threads}, {level}, spin {'on' if spinning else 'off'}"
+                sessions[name] = OnnxGenerator(path, session_options(threads, spinning, level))
+    timings = interleave({name: lambda g=g: g(batch) for name, g in sessions.items()}, repeats)
+    warn_if_starved(timings)
+    fastest = min(t.median for t in timings.values())
+    return [{"options": name, "s/forward": f"{t.median:.3f}", "spread": f"{t.spread[0]:.3f}-{t.spread[1]:.3f}",
+             "vs fastest": f"{t.median / fastest:.2f}x", "cpu/wall": f"{statistics.median(t.cpu_ratios):.2f}"}
+            for name, t in timings.items()]
+
+
+def ort_profile(run: RunDir, size: int, runs: int = 6) -> list[dict]:
+    """ONNX Runtime's own per-operator times for the eval graph, per forward: the convolutions split into those
+    whose weights are used at most 64 times (the innermost layers, which hold most of the weights and do little
+    arithmetic with them) and the rest, with their GFLOP/s; then every other kind of operator."""
+    options = session_options()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(run.path / "ort_profile")
+    generator = OnnxGenerator(onnx_path(run.path, "eval"), options)
+    batch = torch.rand(1, 3, size, size) * 2 - 1
+    for _ in range(runs):
+        generator(batch)
+    events = json.loads(Path(generator.session.end_profiling()).read_text())
+    millis: dict[str, float] = {}
+    gflop: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        kind, args = event["args"]["op_name"], event["args"]
+        if kind.startswith("Conv"):
+            uses, flop = conv_work(kind, args)
+            kind = f"{kind}, weights used {'<= 64' if uses <= 64 else '> 64'} times"
+            if flop:
+                gflop[kind] = gflop.get(kind, 0.0) + flop / 1e9 / runs
+        millis[kind] = millis.get(kind, 0.0) + event["dur"] / 1000 / runs
+    return [{"operator": kind, "ms/forward": f"{ms:.1f}", "share": f"{ms / sum(millis.values()):.0%}",
+             "GFLOP": f"{gflop[kind]:.2f}" if kind in gflop else "",
+             "GFLOP/s": f"{gflop[kind] / ms * 1000:.0f}" if kind in gflop else ""}
+            for kind, ms in sorted(millis.items(), key=lambda item: -item[1])]
+
+
+def conv_work(kind: str, args: dict) -> tuple[int, int | None]:
+    """How often each weight of a convolution is used in one call (once per output pixel of a Conv, once per input
+    pixel of a ConvTranspose; few uses means the layer streams its weights rather than computes), and its FLOP
+    where the profile shows the weights' shape (not for ConvTranspose, whose weights ONNX Runtime prepacks)."""
+    shapes = [next(iter(shape.values())) for shape in args["input_type_shape"]]
+    if kind == "ConvTranspose":
+        return math.prod(shapes[0][2:]), None
+    output = next(iter(args["output_type_shape"][0].values()))
+    return math.prod(output[2:]), 2 * math.prod(output) * math.prod(shapes[1][1:])
+
+
+def warn_if_starved(timings: dict) -> None:
     if starved(timings, torch.get_num_threads()):
         print("WARNING: starved host: CPU time per wall second is far below the thread count; these timings are "
               "not representative.", file=sys.stderr)
-    return rows
 
 
-def one_size(size: int) -> dict:
-    """Translates one image of `size` x `size` (tiled when over the memory budget), in this process."""
+def one_size(size: int, backend: str) -> dict:
+    """Translates one image of `size` x `size` (tiled when over the memory budget), in this process. The ONNX
+    backend exports on a small image first, so that the time is the translation's alone."""
     config = RunConfig()
     torch.manual_seed(0)
-    translator = Translator(build_generator(config), config, mode="eval")
+    translator = Translator(build_generator(config), config, mode="eval", backend=backend)
     folder = Path(tempfile.mkdtemp())
+    translator(torch.zeros(1, 3, 256, 256))
     source = test_image(folder, size)
     tile = translator.tile_size(torch.zeros(1, 3, size, size))
     start = time.perf_counter()
     translate_files(translator, [source], folder / "out")
     seconds = time.perf_counter() - start
-    return {"size": size, "seconds": round(seconds, 2), "tile": tile or "whole",
+    return {"size": size, "backend": backend, "seconds": round(seconds, 2), "tile": tile or "whole",
             "us/pixel": round(seconds / size**2 * 1e6, 2), "max_rss_mib": round(peak_rss_mib())}
 
 
 def size_table(sizes: list[int]) -> list[dict]:
     rows = []
     for size in sizes:
-        child = subprocess.run([sys.executable, __file__, "--one-size", str(size)], capture_output=True, text=True,
-                               check=True)
-        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        for backend in ("torch", "onnx"):
+            child = subprocess.run([sys.executable, __file__, "--one-size", str(size), backend],
+                                   capture_output=True, text=True, check=True)
+            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     return rows
 
 
@@ -103,19 +243,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--ort-options", action="store_true", help="also compare ONNX Runtime session settings")
+    parser.add_argument("--profile", action="store_true", help="also ONNX Runtime's per-operator profile")
     parser.add_argument("--sizes", type=int, nargs="*", default=[])
-    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-size", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_size:
-        print(json.dumps(one_size(args.one_size)))
+        print(json.dumps(one_size(int(args.one_size[0]), args.one_size[1])))
         return
-    rows = compare(args.size, args.repeats)
+    run, naive = random_run(Path(tempfile.mkdtemp()), RunConfig().updated({"crop_size": 256, "load_size": 256}))
+    rows, extra = compare(run, naive, args.size, args.repeats)
     print_table(rows, ["variant", "size", "s/image", "spread", "speedup", "cpu/wall"])
+    print(f"\nONNX backend, first use (s): {extra['first_use_seconds']}; matmul peak "
+          f"{extra['matmul_peak_gflops']} GFLOP/s\n")
+    print_table(extra["stages"], list(extra["stages"][0]))
+    if args.ort_options:
+        extra["ort_options"] = ort_options(run, args.size, args.repeats)
+    if args.profile:
+        extra["ort_profile"] = ort_profile(run, args.size)
+    for name in ("ort_options", "ort_profile"):
+        if name in extra:
+            print()
+            print_table(extra[name], list(extra[name][0]))
     sizes = size_table(args.sizes) if args.sizes else []
     if sizes:
         print()
-        print_table(sizes, ["size", "seconds", "tile", "us/pixel", "max_rss_mib"])
-    path = write_json(f"translate_{args.size}", {"machine": machine(), "rows": rows, "sizes": sizes})
+        print_table(sizes, ["size", "backend", "seconds", "tile", "us/pixel", "max_rss_mib"])
+    path = write_json(f"translate_{args.size}", {"machine": machine(), "rows": rows, **extra, "sizes": sizes})
     print(f"\nwrote {path}")
 
 

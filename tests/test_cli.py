@@ -17,7 +17,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "demo", "data validate"])
+@pytest.mark.parametrize("command", ["train", "translate", "export", "demo", "data validate"])
 def test_every_subcommand_has_help_with_defaults(command):
     result = run_cli(*command.split(), "--help")
     assert result.returncode == 0

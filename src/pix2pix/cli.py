@@ -23,10 +23,11 @@ from pix2pix.config import (
 from pix2pix.data.dataset import detect_channels, find_pairs, split_folder
 from pix2pix.data.images import DataError
 from pix2pix.devices import DEVICE_HELP, DeviceError
+from pix2pix.export import ExportError
 from pix2pix.runs import RunDir, RunError
 from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
 
-USER_ERRORS = (ConfigError, DataError, RunError, DeviceError)
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -120,7 +121,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from pix2pix.inference import Tiling, Translator, translate_files
 
     tiling = Tiling(tile=args.tile, overlap=args.overlap, memory_budget_gib=args.memory_budget)
-    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling)
+    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling,
+                                 backend=args.backend)
     summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
     rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
     if rows:
@@ -132,6 +134,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
         print(f"pix2pix: {len(summary.failed)} of {len(summary.failed) + len(rows)} input(s) failed",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pix2pix.export import export_run
+    from pix2pix.inference import Translator
+
+    translator = Translator.load(args.run, device="cpu")
+    for mode in args.mode:
+        path = export_run(translator.run, translator.generator, mode)
+        print(f"Wrote {path} ({mode} mode)")
     return 0
 
 
@@ -180,7 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--overlap", type=int, default=64, help="pixels neighbouring tiles share and blend")
     translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB",
                            help="largest estimated generator memory for translating an image whole")
+    translate.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                           help="onnx: ONNX Runtime on the CPU, exported into the run folder at first use "
+                                '(pip install "pix2pix[onnx]")')
     translate.set_defaults(handler=cmd_translate)
+
+    export = commands.add_parser("export", help="write a run's generator as ONNX, for ONNX Runtime and others",
+                                 formatter_class=HelpFormatter,
+                                 description="Writes RUN/generator-MODE.onnx (dynamic batch, height and width). "
+                                             "Paper mode takes its dropout masks as inputs mask_0, mask_1, ...; "
+                                             "see pix2pix/export.py. Needs pip install \"pix2pix[onnx]\".")
+    export.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="file format")
+    export.add_argument("--mode", choices=["eval", "paper"], nargs="+", default=["eval", "paper"],
+                        help="test-time modes to export, one file each")
+    export.set_defaults(handler=cmd_export)
 
     demo = commands.add_parser("demo", help="make the embedded facades data, train on it, translate, report",
                                formatter_class=HelpFormatter)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +27,15 @@ from pix2pix.data.images import (
     write_image,
 )
 from pix2pix.devices import resolve_device
-from pix2pix.models import UNetGenerator, build_generator, translation_mode
+from pix2pix.export import ExportError
+from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode
 from pix2pix.runs import RunDir, RunError
 
 BYTES_PER_PIXEL_PER_NGF = 10
 """Peak memory of one generator forward, per input pixel and per unit of ngf (measured about 600 bytes per pixel
 at ngf 64 for 1024x1024 and 2048x2048 inputs on CPU)."""
+
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -95,20 +100,31 @@ class Translator:
 
     `mode="paper"` keeps dropout on and normalizes with the test batch's statistics, as the paper does;
     `mode="eval"` is deterministic. With a `seed`, paper-mode outputs are reproducible per call.
+    `backend="onnx"` runs the generator's ONNX export (`pix2pix.export`) in ONNX Runtime, on the CPU: exported at the
+    first call in each mode and kept in the run folder, so load new weights into a new Translator.
     """
 
     def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",
-                 seed: int | None = None, device: torch.device | str = "cpu", tiling: Tiling = Tiling()) -> None:
+                 seed: int | None = None, device: torch.device | str = "cpu", tiling: Tiling = Tiling(),
+                 backend: str = "torch", run: RunDir | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         self.device = torch.device(device)
+        if backend == "onnx" and self.device.type != "cpu":
+            raise ExportError(f"--backend onnx runs on the CPU (ONNX Runtime's CPU provider), not {self.device}: "
+                              "use --device cpu, or --backend torch on this device")
         self.generator = generator.to(self.device)
         self.config = config
         self.mode = mode
         self.seed = seed
         self.tiling = tiling
+        self.backend = backend
+        self.run = run
+        self._forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     @classmethod
     def load(cls, run_dir: Path | str, mode: str = "paper", seed: int | None = None,
-             device: str = "cpu", tiling: Tiling = Tiling()) -> Translator:
+             device: str = "cpu", tiling: Tiling = Tiling(), backend: str = "torch") -> Translator:
         """Rebuilds the generator from the run's saved config and latest weights; no flags need repeating."""
         run = RunDir(run_dir)
         config = run.load_config()
@@ -117,7 +133,9 @@ class Translator:
             generator.load_state_dict(run.load_generator())
         except RuntimeError as err:
             raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
-        return cls(generator, config, mode, seed, resolve_device(device), tiling)
+        if backend == "onnx" and device == "auto":
+            device = "cpu"
+        return cls(generator, config, mode, seed, resolve_device(device), tiling, backend, run)
 
     @property
     def input_mode(self) -> str:
@@ -140,11 +158,30 @@ class Translator:
     def translate_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> the generator's output, same height and width."""
         tile = self.tile_size(batch)
-        with self._seeded(), translation_mode(self.generator, self.mode):
+        forward = self._forward()
+        with self._seeded(), torch.no_grad():
             if tile is None:
-                return self.generator.forward_any_size(batch.to(self.device)).cpu()
-            forward = lambda part: self.generator.forward_any_size(part.to(self.device))  # noqa: E731
-            return translate_in_tiles(forward, batch, tile, self.tiling.overlap)
+                return forward(batch.to(self.device)).cpu()
+            return translate_in_tiles(lambda part: forward(part.to(self.device)), batch, tile, self.tiling.overlap)
+
+    def _forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The any-size forward pass of the current mode and backend, built once per mode."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}: use paper or eval")
+        if self.mode not in self._forwards:
+            self._forwards[self.mode] = self._build_forward(self.mode)
+        return self._forwards[self.mode]
+
+    def _build_forward(self, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        if self.backend == "onnx":
+            from pix2pix.export import onnx_generator
+
+            return onnx_generator(self.generator, mode, self.run).forward_any_size
+        return functools.partial(self._torch_forward, mode)
+
+    def _torch_forward(self, mode: str, batch: torch.Tensor) -> torch.Tensor:
+        with translation_mode(self.generator, mode):
+            return self.generator.forward_any_size(batch)
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(image, torch.Tensor):

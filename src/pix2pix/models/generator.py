@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,11 +73,17 @@ class UNetGenerator(nn.Module):
 
     def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
         """Pads height and width up to the U-Net's multiple (reflecting the border), then crops back."""
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % self.multiple, -width % self.multiple
-        if pad_h == 0 and pad_w == 0:
-            return self(x)
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        padded = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode=mode)
-        out = self(padded)
-        return out[..., pad_h // 2:pad_h // 2 + height, pad_w // 2:pad_w // 2 + width]
+        return run_padded(self, x, self.multiple)
+
+
+def run_padded(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Runs `forward` (the U-Net or its ONNX export) on `x` reflect-padded to a multiple of `multiple` and crops
+    the result back, so that any size works."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return forward(x)
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    padded = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode=mode)
+    out = forward(padded)
+    return out[..., pad_h // 2:pad_h // 2 + height, pad_w // 2:pad_w // 2 + width]

@@ -1,0 +1,291 @@
+"""The generator as an ONNX graph, and running it with ONNX Runtime (`pix2pix export`, `--backend onnx`).
+
+One graph per test-time mode:
+
+- eval: batch norm folded into the convolutions, dropout gone (`models/fold.py`).
+- paper: batch norm normalizes with the statistics of the batch it is given (never the running ones), and each
+  dropout multiplies by a mask that is an input of the graph. Masks are inputs rather than Dropout nodes because
+  ONNX Runtime runs a Dropout node as the identity unless its training_mode input is set, and then draws the masks
+  from its own generator, seeded by an attribute fixed in the file (every new session repeats the same masks):
+  `--seed` could not reach it. `OnnxGenerator` draws the masks from torch's generator exactly as `nn.Dropout`
+  does, so a seeded translation gives the same images on both backends.
+
+In both, the wide transposed convolutions become four 2x2 convolutions (`SubPixelTransposedConv`), which ONNX
+Runtime runs faster. Batch, height and width are dynamic (any multiple of the U-Net's multiple; `run_padded`
+handles other sizes). Needs `pip install "pix2pix[onnx]"` (onnx, onnxscript for torch's exporter, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix.atomic import write_bytes_atomic
+from pix2pix.models import UNetGenerator
+from pix2pix.models.fold import fold_batch_norm
+from pix2pix.models.generator import run_padded
+from pix2pix.models.layers import UpConv
+from pix2pix.runs import RunDir
+
+EXPORT_VERSION = 1
+"""Part of every export's fingerprint: raise it when the graphs change, so cached exports are redone."""
+
+OPSET = 18
+META_PREFIX = "pix2pix."
+INSTALL_HINT = 'pip install "pix2pix[onnx]"'
+
+
+class ExportError(RuntimeError):
+    """The ONNX export or backend cannot run as asked; the message says what to do."""
+
+
+def require(module: str) -> ModuleType:
+    """Imports an optional dependency of the ONNX backend, or says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ExportError(f"the ONNX backend needs the {module} package, which is not installed: "
+                          f"{INSTALL_HINT} (or use --backend torch)") from err
+
+
+def onnx_path(run_dir: Path | str, mode: str) -> Path:
+    return Path(run_dir) / f"generator-{mode}.onnx"
+
+
+def fingerprint(run: RunDir) -> str:
+    """Identifies the weights and config an export was made from: a newer save of the run makes it stale."""
+    weights = run.generator_path.stat()
+    config = hashlib.sha256(run.config_path.read_bytes()).hexdigest()[:16]
+    return f"v{EXPORT_VERSION}:{config}:{weights.st_size}:{weights.st_mtime_ns}"
+
+
+class BatchStatisticsNorm(nn.Module):
+    """Batch norm that always normalizes with the batch's own mean and variance (the paper's test time), with
+    the trained scale and shift; exported as computed, so no running statistics can stand in."""
+
+    def __init__(self, norm: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
+
+
+class MaskedDropout(nn.Module):
+    """Dropout as a product with a mask the caller draws (already scaled by 1 / (1 - p))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+class PaperGraph(nn.Module):
+    """The generator in paper mode with its dropout masks as inputs, in the order the dropouts run."""
+
+    def __init__(self, generator: UNetGenerator) -> None:
+        super().__init__()
+        self.generator = copy.deepcopy(generator).requires_grad_(False)
+        self.dropouts: list[MaskedDropout] = []
+        for block in self.generator.modules():
+            for name, layer in block.named_children():
+                if isinstance(layer, nn.BatchNorm2d):
+                    setattr(block, name, BatchStatisticsNorm(layer))
+                elif isinstance(layer, nn.Dropout):
+                    self.dropouts.append(MaskedDropout())
+                    setattr(block, name, self.dropouts[-1])
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+        for dropout, mask in zip(self.dropouts, masks, strict=True):
+            dropout.mask = mask
+        return self.generator(x)
+
+
+def dropout_masks(generator: UNetGenerator) -> list[dict]:
+    """Channels, stride (input size / mask size) and rate of each dropout, in the order they run: decoder
+    block j works at stride 2^(depth - 1 - j)."""
+    masks = []
+    for j, block in enumerate(generator.decoder):
+        conv = next(layer for layer in block if isinstance(layer, nn.ConvTranspose2d))
+        masks += [{"channels": conv.out_channels, "stride": 2 ** (generator.depth - 1 - j), "p": layer.p}
+                  for layer in block if isinstance(layer, nn.Dropout)]
+    return masks
+
+
+def with_plain_transposed_convs(net: nn.Module) -> nn.Module:
+    """UpConv picks its kernel by input size, which would freeze the exported sizes; the graph gets PyTorch's
+    (same parameters, same results). Changes `net`, so pass a copy."""
+    for module in net.modules():
+        if isinstance(module, UpConv):
+            module.__class__ = nn.ConvTranspose2d
+    return net
+
+
+SUBPIXEL_MIN_CHANNELS = 16
+"""Narrower transposed convolutions (the output layer) stay ConvTranspose: ONNX Runtime pads the channels of its
+blocked convolutions to 8, which made the 3-channel output layer slower as four convolutions."""
+
+
+class SubPixelTransposedConv(nn.Module):
+    """A 4x4, stride-2, padding-1 transposed convolution as four 2x2 convolutions, one per phase of the output
+    pixels, interleaved by pixel_shuffle: the same sums, but ONNX Runtime runs convolutions in its blocked layout,
+    faster than its ConvTranspose on the U-Net's wide decoder layers (docs/performance.md)."""
+
+    def __init__(self, conv: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        # output row 2m + a sums input rows m - 1 + a and m + a, through kernel rows 3 - a and 1 - a
+        phases = [conv.weight[:, :, [3 - a, 1 - a]][:, :, :, [3 - b, 1 - b]].transpose(0, 1)
+                  for a in (0, 1) for b in (0, 1)]
+        self.weight = nn.Parameter(torch.stack(phases), requires_grad=False)  # phase x out x in x 2 x 2
+        self.bias = conv.bias
+
+    @staticmethod
+    def applies_to(conv: nn.Module) -> bool:
+        return (type(conv) in (nn.ConvTranspose2d, UpConv) and conv.kernel_size == (4, 4) and conv.stride == (2, 2)
+                and conv.padding == (1, 1) and conv.output_padding == (0, 0) and conv.dilation == (1, 1)
+                and conv.groups == 1 and conv.out_channels >= SUBPIXEL_MIN_CHANNELS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        phases = [F.conv2d(F.pad(x, (1 - b, b, 1 - a, a)), self.weight[2 * a + b], self.bias)
+                  for a in (0, 1) for b in (0, 1)]
+        batch, channels, height, width = phases[0].shape
+        return F.pixel_shuffle(torch.stack(phases, 2).reshape(batch, 4 * channels, height, width), 2)
+
+
+def for_onnx_runtime(net: nn.Module) -> nn.Module:
+    """The transposed convolutions of `net` in the form ONNX Runtime runs fastest. Changes `net`, so pass a copy."""
+    for block in list(net.modules()):
+        for name, layer in block.named_children():
+            if SubPixelTransposedConv.applies_to(layer):
+                setattr(block, name, SubPixelTransposedConv(layer))
+    return with_plain_transposed_convs(net)
+
+
+def draw_masks(specs: list[dict], batch: int, height: int, width: int) -> list[torch.Tensor]:
+    """Dropout masks from torch's generator, drawn as `nn.Dropout` draws them on CPU (same seed, same masks)."""
+    return [torch.empty(batch, s["channels"], height // s["stride"], width // s["stride"])
+            .bernoulli_(1 - s["p"]).div_(1 - s["p"]) for s in specs]
+
+
+def export_graph(generator: UNetGenerator, mode: str, source: str = "") -> bytes:
+    """The ONNX model (a protobuf) of `generator` in `mode`, with what running it needs in its metadata."""
+    require("onnx")
+    require("onnxscript")
+    multiple = generator.multiple
+    sample = torch.zeros(2, generator.encoder[0][0].in_channels, 2 * multiple, 2 * multiple)
+    dynamic = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    masks = dropout_masks(generator) if mode == "paper" else []
+    if mode == "paper":
+        net = for_onnx_runtime(PaperGraph(generator))
+        args = (sample, draw_masks(masks, *sample.shape[:1], *sample.shape[2:]))
+        shapes = {"x": dynamic, "masks": [dynamic] * len(masks)}
+        names = ["input"] + [f"mask_{i}" for i in range(len(masks))]
+    elif mode == "eval":
+        net = for_onnx_runtime(fold_batch_norm(generator))
+        args, shapes, names = (sample,), {"x": dynamic}, ["input"]
+    else:
+        raise ValueError(f"unknown mode {mode!r}: use paper or eval")
+    program = _quietly_export(net, args, shapes, names)
+    model = program.model_proto
+    meta = {"mode": mode, "multiple": multiple, "dropout": json.dumps(masks), "source": source}
+    for key, value in meta.items():
+        model.metadata_props.add(key=META_PREFIX + key, value=str(value))
+    return model.SerializeToString()
+
+
+def _quietly_export(net: nn.Module, args: tuple, shapes: dict, names: list[str]):
+    """torch.onnx.export without its progress lines, warnings and log messages (about optional packages this
+    graph does not use), which say nothing a user can act on."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return torch.onnx.export(net.eval(), args, dynamo=True, dynamic_shapes=shapes, input_names=names,
+                                     output_names=["output"], opset_version=OPSET, external_data=False)
+    finally:
+        logger.setLevel(level)
+
+
+def export_run(run: RunDir, generator: UNetGenerator, mode: str) -> Path:
+    """Writes RUN/generator-MODE.onnx atomically, stamped with the run's fingerprint."""
+    path = onnx_path(run.path, mode)
+    write_bytes_atomic(path, export_graph(generator, mode, fingerprint(run)))
+    return path
+
+
+OPTIMIZATION_LEVELS = {
+    "basic": lambda ort: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": lambda ort: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": lambda ort: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def session_options(threads: int | None = None, spinning: bool = True, level: str = "all"):
+    """ONNX Runtime settings measured fastest here (docs/performance.md): torch's thread count (which follows
+    OMP_NUM_THREADS), every graph optimization, and threads that spin briefly between operators rather than sleep."""
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[level](ort)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
+class OnnxGenerator:
+    """An exported generator in ONNX Runtime, called like the torch one: B x C x H x W tensors in and out."""
+
+    def __init__(self, model: bytes | Path, options=None) -> None:
+        ort = require("onnxruntime")
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options or session_options(), providers=["CPUExecutionProvider"])
+        self.metadata = {key.removeprefix(META_PREFIX): value
+                         for key, value in self.session.get_modelmeta().custom_metadata_map.items()}
+        self.multiple = int(self.metadata["multiple"])
+        self.masks = json.loads(self.metadata["dropout"])
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.detach().to("cpu", torch.float32).contiguous()
+        feeds = {"input": batch.numpy()}
+        for i, mask in enumerate(draw_masks(self.masks, batch.shape[0], *batch.shape[2:])):
+            feeds[f"mask_{i}"] = mask.numpy()
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+    def forward_any_size(self, batch: torch.Tensor) -> torch.Tensor:
+        return run_padded(self, batch, self.multiple)
+
+
+def onnx_generator(generator: UNetGenerator, mode: str, run: RunDir | None = None) -> OnnxGenerator:
+    """`generator` in ONNX Runtime: the run's export when it is up to date, else a new export, saved into the
+    run folder when there is one (and it is writable)."""
+    require("onnxruntime")
+    if run is None:
+        return OnnxGenerator(export_graph(generator, mode))
+    path, stamp = onnx_path(run.path, mode), fingerprint(run)
+    if path.is_file():
+        cached = OnnxGenerator(path)
+        if cached.metadata.get("source") == stamp and cached.metadata.get("mode") == mode:
+            return cached
+    model = export_graph(generator, mode, stamp)
+    try:
+        write_bytes_atomic(path, model)
+    except OSError as err:
+        warnings.warn(f"{path}: cannot save the ONNX export ({err}); it is redone by every process until the "
+                      f"run folder is writable or `pix2pix export {run.path}` is run by someone who can write it",
+                      stacklevel=2)
+    return OnnxGenerator(model)
