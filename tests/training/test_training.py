@@ -159,3 +159,14 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     result = run_cli("train", "--out", str(tmp_path / "nothing"), "--resume")
     assert result.returncode == 2
     assert "not a pix2pix run folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_from_an_older_layout_is_refused_with_the_reason(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config.updated({"max_steps": 1}), run)
+    path = RunDir(run).checkpoints()[-1]
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["position"] = {"epoch": 0, "batch": 1, "step": 1}
+    torch.save(checkpoint, path)
+    with pytest.raises(RunError, match="older pix2pix"):
+        train(tiny_config.updated({"max_steps": 2}), run, resume=True)

@@ -151,6 +151,9 @@ class Trainer:
         return checkpoint
 
     def _restore(self, checkpoint: dict) -> None:
+        if set(checkpoint["position"]) != set(vars(Position())):
+            raise RunError(f"{self.run.checkpoint_dir}: the newest checkpoint was written by an older pix2pix "
+                           "(it counts batches, not images); start a new run with another --out")
         self.model.load_training_state(checkpoint["training"])
         self.position = Position(**checkpoint["position"])
         rng = checkpoint["rng"]
