@@ -88,8 +88,12 @@ def start(ranks: Ranks, timeout_s: float) -> None:
         _collective(lambda: dist.init_process_group(backend(), timeout=timedelta(seconds=timeout_s)))
 
 
-def stop(ranks: Ranks) -> None:
+def stop(ranks: Ranks, finished: bool) -> None:
+    """Leaves the process group. After a finished run all processes first wait for each other, so that none
+    tears down its connections while rank 0 still writes (gloo can abort a process that does)."""
     if ranks.distributed and dist.is_initialized():
+        if finished:
+            _collective(dist.barrier)
         dist.destroy_process_group()
 
 

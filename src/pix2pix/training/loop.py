@@ -308,11 +308,14 @@ def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> Train
     """Trains in this process, or, started by torchrun, as one of its processes (see docs/distributed.md)."""
     ranks = Ranks.from_environment()
     distributed.start(ranks, config.train.dist_timeout)
+    finished = False
     try:
-        return Trainer(config, run_dir, resume, ranks).fit()
+        result = Trainer(config, run_dir, resume, ranks).fit()
+        finished = True
+        return result
     except RuntimeError as err:
         if ranks.distributed and distributed.is_peer_failure(err):
             raise distributed.lost_peer(err) from err
         raise
     finally:
-        distributed.stop(ranks)
+        distributed.stop(ranks, finished)
