@@ -7,6 +7,7 @@ function here returns at once without communicating.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Callable
@@ -58,9 +59,9 @@ SINGLE_PROCESS = Ranks()
 
 def process_device(name: str, ranks: Ranks) -> torch.device:
     """The device of this process: with several processes, `auto` and `cuda` mean the GPU of the local rank."""
-    if not ranks.distributed:
-        return resolve_device(name)
     device = resolve_device(name)
+    if not ranks.distributed:
+        return device
     if device.type == "mps":
         raise DeviceError("MPS trains in one process only; run without torchrun, or use --device cpu")
     if device.type == "cuda":
@@ -200,7 +201,5 @@ def replicate(module: nn.Module, ranks: Ranks, device: torch.device, sync_batch_
 
 def _no_buffer_sync() -> dict[str, bool]:
     """`forward_sync_buffers=False` where this torch has it (2.13+), else the older spelling."""
-    import inspect
-
     parameters = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
