@@ -6,9 +6,10 @@ memory of each; and the share of a real training run's time spent waiting for da
 
 The baseline is what a straightforward implementation does: the same models and losses in fp32, eager, NCHW,
 built from PyTorch's own layers, with PyTorch's default (unfused, per-parameter) Adam. The project's paths: fp32
-(the default) and bf16 autocast, which runs only on CPUs with native bf16 (elsewhere it is skipped, with the reason). Every variant's step runs
-in this one process, interleaved, so a noisy host slows them alike; the table gives ratios to the baseline
-measured in the same run. Peak memory (max RSS) comes from each variant run alone in a fresh process.
+(the default) and bf16 autocast, which runs only on CPUs with native bf16 (elsewhere it is skipped, with the
+reason). Every variant's step runs in this one process, interleaved, so a noisy host slows them alike; the table
+gives ratios to the baseline measured in the same run. Peak memory (max RSS) comes from each variant run alone in
+a fresh process.
 
 The data table times short training runs on real files (the shared maps set when it is there, else the embedded
 synthetic facades written to a temporary folder), jittered 286 -> 256 as in training: how long each iteration
@@ -44,7 +45,7 @@ from pix2pix.config import DataConfig, RunConfig  # noqa: E402
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, images_in, training_loader  # noqa: E402
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
 from pix2pix.devices import DeviceError, check_precision  # noqa: E402
-from pix2pix.models.layers import UpConv  # noqa: E402
+from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
 from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
 
 MAPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "maps" / "train"
@@ -52,17 +53,11 @@ BASELINE = "naive fp32 baseline"
 PAPER_LOAD_RATIO = 286 / 256
 
 
-def as_plain_pytorch(net: torch.nn.Module) -> None:
-    """The project's transposed convolutions back to PyTorch's own (same parameters, PyTorch's kernels)."""
-    for module in net.modules():
-        if isinstance(module, UpConv):
-            module.__class__ = torch.nn.ConvTranspose2d
-
 
 def naive_trainer(config: RunConfig) -> Pix2PixTrainer:
     """The project's models in plain PyTorch layers, with PyTorch's default Adam."""
     trainer = Pix2PixTrainer(config, torch.device("cpu"))
-    as_plain_pytorch(trainer.generator)
+    with_plain_transposed_convs(trainer.generator)
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
         trainer.optimizers[name] = torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),

@@ -35,10 +35,11 @@ from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, 
 
 from pix2pix.config import RunConfig  # noqa: E402
 from pix2pix.data.images import image_to_tensor, load_image_data, save_image, tensor_to_image  # noqa: E402
-from pix2pix.export import OnnxGenerator, onnx_path, session_options, with_plain_transposed_convs  # noqa: E402
+from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.models import build_generator, translation_mode  # noqa: E402
 from pix2pix.models.fold import fold_batch_norm  # noqa: E402
+from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
 from pix2pix.runs import RunDir  # noqa: E402
 
 GENERATOR_GFLOP_256 = 12.1

@@ -36,7 +36,7 @@ from pix2pix.atomic import write_bytes_atomic
 from pix2pix.models import UNetGenerator
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
-from pix2pix.models.layers import UpConv
+from pix2pix.models.layers import UpConv, with_plain_transposed_convs
 from pix2pix.runs import RunDir
 
 EXPORT_VERSION = 1
@@ -124,15 +124,6 @@ def dropout_masks(generator: UNetGenerator) -> list[dict]:
         masks += [{"channels": conv.out_channels, "stride": 2 ** (generator.depth - 1 - j), "p": layer.p}
                   for layer in block if isinstance(layer, nn.Dropout)]
     return masks
-
-
-def with_plain_transposed_convs(net: nn.Module) -> nn.Module:
-    """UpConv picks its kernel by input size, which would freeze the exported sizes; the graph gets PyTorch's
-    (same parameters, same results). Changes `net`, so pass a copy."""
-    for module in net.modules():
-        if isinstance(module, UpConv):
-            module.__class__ = nn.ConvTranspose2d
-    return net
 
 
 SUBPIXEL_MIN_CHANNELS = 16

@@ -41,6 +41,15 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
+def with_plain_transposed_convs(net: nn.Module) -> nn.Module:
+    """`net` with every `UpConv` turned back into PyTorch's own transposed convolution (same parameters, same
+    results): for exports, which must not branch on the input size, and for baselines. Changes `net` in place."""
+    for module in net.modules():
+        if isinstance(module, UpConv):
+            module.__class__ = nn.ConvTranspose2d
+    return net
+
+
 class UpConv(nn.ConvTranspose2d):
     """A transposed convolution that, on CPU and for small inputs, runs as one matmul followed by `fold`.
 
