@@ -38,6 +38,15 @@ def resolve_device(name: str) -> torch.device:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def memory_format(device: torch.device, setting: str) -> torch.memory_format:
+    """The layout for the nets' weights and inputs: `auto` is channels_last on CUDA, where cuDNN runs
+    convolutions (tensor cores under autocast) in NHWC, and NCHW elsewhere: on CPU channels_last made a training
+    step slower (docs/performance.md)."""
+    if setting == "auto":
+        setting = "channels_last" if device.type == "cuda" else "contiguous"
+    return torch.channels_last if setting == "channels_last" else torch.contiguous_format
+
+
 def check_precision(device: torch.device, precision: str) -> None:
     """Refuses a precision the device would emulate slowly or cannot train in, before any work starts."""
     if precision == "fp32":

@@ -26,7 +26,7 @@ from pix2pix.data.images import (
     tensor_to_image,
     write_image,
 )
-from pix2pix.devices import resolve_device
+from pix2pix.devices import memory_format, resolve_device
 from pix2pix.export import ExportError
 from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode
 from pix2pix.runs import RunDir, RunError
@@ -113,7 +113,8 @@ class Translator:
         if backend == "onnx" and self.device.type != "cpu":
             raise ExportError(f"--backend onnx runs on the CPU (ONNX Runtime's CPU provider), not {self.device}: "
                               "use --device cpu, or --backend torch on this device")
-        self.generator = generator.to(self.device)
+        self.memory_format = memory_format(self.device, config.train.memory_format)
+        self.generator = generator.to(self.device, memory_format=self.memory_format)
         self.config = config
         self.mode = mode
         self.seed = seed
@@ -181,7 +182,7 @@ class Translator:
 
     def _torch_forward(self, mode: str, batch: torch.Tensor) -> torch.Tensor:
         with translation_mode(self.generator, mode):
-            return self.generator.forward_any_size(batch)
+            return self.generator.forward_any_size(batch.contiguous(memory_format=self.memory_format))
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(image, torch.Tensor):

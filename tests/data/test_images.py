@@ -254,6 +254,23 @@ def test_save_image_round_trips_png_at_8_and_16_bits(tmp_path, channels, bits):
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # written atomically, no temporary left
 
 
+def zlib_levels(path: Path) -> set[int]:
+    """The compression level class each IDAT stream declares in its zlib header: 0 fastest, 2 Pillow's default."""
+    data, levels, offset = path.read_bytes(), set(), 8
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind == b"IDAT" and not levels:
+            levels.add(data[offset + 9] >> 6)
+        offset += 12 + length
+    return levels
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_pngs_are_written_at_the_fast_compression_level(tmp_path, bits):
+    save_image(torch.rand(3, 32, 32) * 2 - 1, tmp_path / "out.png", bit_depth=bits)
+    assert zlib_levels(tmp_path / "out.png") == {0}
+
+
 def test_save_image_writes_multichannel_tiff(tmp_path):
     pytest.importorskip("tifffile")
     pixels = samples(9, 11, 6, 16)

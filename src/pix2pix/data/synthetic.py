@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pix2pix.data.images import save_pil
+
 MIN_SIZE = 32
 SPLITS = ("train", "val", "test")
 
@@ -453,7 +455,7 @@ def _check_size(size: int) -> None:
 
 def _png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)  # fast: noisy photos barely compress
+    save_pil(Image.fromarray(image), buffer)
     return buffer.getvalue()
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.data.dataset import files_by_stem, images_in
-from pix2pix.data.images import IMAGE_EXTENSIONS, READ_ERRORS, DataError, load_image
+from pix2pix.data.images import IMAGE_EXTENSIONS, READ_ERRORS, DataError, load_image, save_pil
 
 SIZE_MISMATCH = ("fail", "resize-b", "resize-a", "skip")
 SPLITS = ("train", "val", "test")
@@ -71,7 +71,7 @@ def oriented_size(path: Path) -> tuple[int, int]:
 def save_png(image: Image.Image, path: Path) -> None:
     """Atomic, so an interrupted tool never leaves a truncated image that training would trip over later."""
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        save_pil(image, tmp)
 
 
 def copy_file(source: Path, target: Path) -> None:

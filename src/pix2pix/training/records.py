@@ -12,7 +12,7 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.data.dataset import PairedDataset
-from pix2pix.data.images import preview_image
+from pix2pix.data.images import preview_image, save_pil
 from pix2pix.models import translation_mode
 
 
@@ -90,7 +90,7 @@ def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor
         for c, image in enumerate(row):
             grid.paste(image, (c * width, r * height))
     with atomic_path(path) as tmp:
-        grid.save(tmp, format="PNG")
+        save_pil(grid, tmp)
 
 
 def mean_l1(triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> float:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
-from pix2pix.devices import AUTOCAST_DTYPES
+from pix2pix.devices import AUTOCAST_DTYPES, memory_format
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.models import build_discriminator, build_generator
 from pix2pix.training.distributed import SINGLE_PROCESS, Ranks, replicate
@@ -34,8 +34,10 @@ class Pix2PixTrainer(nn.Module):
         self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
         self.conditional = config.model.conditional
         self.device = device
-        self.generator = build_generator(config).to(device)
-        self.discriminator = build_discriminator(config).to(device) if t.gan_mode != "none" else None
+        self.memory_format = memory_format(device, t.memory_format)
+        self.generator = build_generator(config).to(device, memory_format=self.memory_format)
+        self.discriminator = (build_discriminator(config).to(device, memory_format=self.memory_format)
+                              if t.gan_mode != "none" else None)
         sync = config.model.norm == "syncbatch"
         self.generator_replica = replicate(self.generator, ranks, device, sync)
         self.discriminator_replica = (replicate(self.discriminator, ranks, device, sync)
@@ -71,8 +73,8 @@ class Pix2PixTrainer(nn.Module):
 
     def step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One D step on a real and a fake pair, then one G step; returns the detached loss terms."""
-        source = batch["input"].to(self.device, non_blocking=True)
-        target = batch["target"].to(self.device, non_blocking=True)
+        source = batch["input"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        target = batch["target"].to(self.device, non_blocking=True, memory_format=self.memory_format)
         with self.autocast():
             fake = self.generator_replica(source)
         terms: dict[str, torch.Tensor] = {}
