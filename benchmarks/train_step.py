@@ -3,13 +3,16 @@ memory of each; and the share of a real training run's time spent waiting for da
 
     python benchmarks/train_step.py                  # 256x256, batch 1 and 4
     python benchmarks/train_step.py --size 64 --repeats 2 --data-steps 5   # a quick smoke run
+    python benchmarks/train_step.py --device cuda    # on a GPU: also fp16 with a gradient scaler
 
 The baseline is what a straightforward implementation does: the same models and losses in fp32, eager, NCHW,
 built from PyTorch's own layers, with PyTorch's default (unfused, per-parameter) Adam. The project's paths: fp32
-(the default) and bf16 autocast, which runs only on CPUs with native bf16 (elsewhere it is skipped, with the
-reason). Every variant's step runs in this one process, interleaved, so a noisy host slows them alike; the table
-gives ratios to the baseline measured in the same run. Peak memory (max RSS) comes from each variant run alone in
-a fresh process.
+(the default), fp32 in the other memory layout (channels_last on CPU, where NCHW is the default; NCHW on CUDA,
+where channels_last is), bf16 autocast and fp16 autocast with a gradient scaler; a precision the device cannot run
+at speed (bf16 on CPUs without native bf16, fp16 off CUDA and MPS) is skipped, with the reason. Every variant's
+step runs in this one process, interleaved, so a noisy host slows them alike; the table gives ratios to the
+baseline measured in the same run. Peak memory comes from each variant run alone in a fresh process: max RSS on
+the CPU, the most memory torch allocated on a GPU. On a GPU every timed step ends by waiting for the GPU.
 
 The data table times short training runs on real files (the shared maps set when it is there, else the embedded
 synthetic facades written to a temporary folder), jittered 286 -> 256 as in training: how long each iteration
@@ -39,12 +42,22 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, rss_mib, starved, write_json  # noqa: E402
+from common import (  # noqa: E402
+    interleave,
+    machine,
+    matmul_peak,
+    peak_rss_mib,
+    print_table,
+    rss_mib,
+    starved,
+    synchronize,
+    write_json,
+)
 
 from pix2pix.config import DataConfig, RunConfig  # noqa: E402
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, images_in, training_loader  # noqa: E402
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
-from pix2pix.devices import DeviceError, check_precision  # noqa: E402
+from pix2pix.devices import DeviceError, check_precision, memory_format, resolve_device  # noqa: E402
 from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
 from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
 
@@ -54,9 +67,13 @@ PAPER_LOAD_RATIO = 286 / 256
 
 
 
-def naive_trainer(config: RunConfig) -> Pix2PixTrainer:
-    """The project's models in plain PyTorch layers, with PyTorch's default Adam."""
-    trainer = Pix2PixTrainer(config, torch.device("cpu"))
+Settings = dict | None
+"""A variant: settings applied to the paper's config, or None for the naive baseline."""
+
+
+def naive_trainer(config: RunConfig, device: torch.device) -> Pix2PixTrainer:
+    """The project's models in plain PyTorch layers and NCHW, with PyTorch's default Adam."""
+    trainer = Pix2PixTrainer(config.updated({"memory_format": "contiguous"}), device)
     with_plain_transposed_convs(trainer.generator)
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
@@ -65,28 +82,28 @@ def naive_trainer(config: RunConfig) -> Pix2PixTrainer:
     return trainer
 
 
-def project_trainer(config: RunConfig) -> Pix2PixTrainer:
-    return Pix2PixTrainer(config, torch.device("cpu"))
+def build_trainer(settings: Settings, config: RunConfig, device: torch.device) -> Pix2PixTrainer:
+    if settings is None:
+        return naive_trainer(config, device)
+    return Pix2PixTrainer(config.updated(settings), device)
 
 
-def bf16_trainer(config: RunConfig) -> Pix2PixTrainer:
-    return project_trainer(config.updated({"precision": "bf16"}))
+def all_variants(device: torch.device) -> dict[str, Settings]:
+    other = "contiguous" if memory_format(device, "auto") == torch.channels_last else "channels_last"
+    return {BASELINE: None, "pix2pix fp32 (default)": {}, f"pix2pix fp32 {other}": {"memory_format": other},
+            "pix2pix bf16 autocast": {"precision": "bf16"}, "pix2pix fp16 autocast": {"precision": "fp16"}}
 
 
-VARIANTS = {BASELINE: naive_trainer, "pix2pix fp32 (default)": project_trainer, "pix2pix bf16 autocast": bf16_trainer}
-PRECISION_OF = {"pix2pix bf16 autocast": "bf16"}
-
-
-def runnable_variants() -> dict[str, Callable[[RunConfig], Pix2PixTrainer]]:
-    """The variants this CPU can run at speed; a precision it would emulate is named and left out."""
+def runnable_variants(device: torch.device) -> dict[str, Settings]:
+    """The variants this device can run at speed; a precision it would emulate is named and left out."""
     variants = {}
-    for name, build in VARIANTS.items():
+    for name, settings in all_variants(device).items():
         try:
-            check_precision(torch.device("cpu"), PRECISION_OF.get(name, "fp32"))
+            check_precision(device, (settings or {}).get("precision", "fp32"))
         except DeviceError as err:
             print(f"skipped {name}: {err}", file=sys.stderr)
             continue
-        variants[name] = build
+        variants[name] = settings
     return variants
 
 
@@ -109,15 +126,20 @@ def flops_per_step(trainer: Pix2PixTrainer, batch: dict) -> int:
     return counter.get_total_flops()
 
 
-def measure(size: int, batch_size: int, repeats: int) -> list[dict]:
+def timed_step(trainer: Pix2PixTrainer, batch: dict) -> None:
+    trainer.step(batch)
+    synchronize(trainer.device)
+
+
+def measure(size: int, batch_size: int, repeats: int, device: torch.device) -> list[dict]:
     """One row per variant: its step timed interleaved with the others', and its peak memory run alone."""
     config = paper_config(size, batch_size)
     batch = random_batch(size, batch_size)
-    trainers = {name: build(config) for name, build in runnable_variants().items()}
+    trainers = {name: build_trainer(settings, config, device) for name, settings in runnable_variants(device).items()}
     flops = flops_per_step(next(iter(trainers.values())), batch)
-    peak_before = matmul_peak()
-    timings = interleave({name: (lambda t=t: t.step(batch)) for name, t in trainers.items()}, repeats)
-    peak = max(peak_before, matmul_peak())  # before and after: a neighbour's burst at one moment cannot lower it
+    peak_before = matmul_peak(device=device)
+    timings = interleave({name: (lambda t=t: timed_step(t, batch)) for name, t in trainers.items()}, repeats)
+    peak = max(peak_before, matmul_peak(device=device))  # before and after: a neighbour's burst cannot lower it
     del trainers
     base = timings[BASELINE].median
     rows = []
@@ -129,9 +151,9 @@ def measure(size: int, batch_size: int, repeats: int) -> list[dict]:
                      "GFLOP/s": f"{flops / timing.median / 1e9:.0f}",
                      "of peak": f"{flops / timing.median / 1e9 / peak:.0%}",
                      "cpu/wall": f"{statistics.median(timing.cpu_ratios):.2f}",
-                     **memory_of(name, size, batch_size),
+                     **memory_of(name, size, batch_size, device),
                      "walls": timing.walls, "gflop_per_step": flops / 1e9, "matmul_peak_gflops": peak})
-    if starved(timings, torch.get_num_threads()):
+    if device.type == "cpu" and starved(timings, torch.get_num_threads()):
         warn_starved(f"size {size} batch {batch_size}", rows)
     return rows
 
@@ -144,22 +166,25 @@ def warn_starved(what: str, rows: list[dict]) -> None:
         row["starved"] = True
 
 
-def step_memory(name: str, size: int, batch_size: int, steps: int = 3) -> dict:
-    """Max RSS of this process over a few steps of one variant, and how much of it the steps added to the built
-    models (activations, gradients, Adam's state); run by `memory_of` in a process of its own."""
+def step_memory(name: str, size: int, batch_size: int, device: torch.device, steps: int = 3) -> dict:
+    """Peak memory of this process over a few steps of one variant (max RSS; on a GPU, what torch allocated
+    there), and how much of it the steps added to the built models (activations, gradients, Adam's state); run
+    by `memory_of` in a process of its own."""
     batch = random_batch(size, batch_size)
-    trainer = VARIANTS[name](paper_config(size, batch_size))
-    built = rss_mib()
+    trainer = build_trainer(all_variants(device)[name], paper_config(size, batch_size), device)
+    gpu = device.type == "cuda"
+    built = torch.cuda.memory_allocated(device) / 2**20 if gpu else rss_mib()
     for _ in range(steps):
-        trainer.step(batch)
-    peak = peak_rss_mib()
+        timed_step(trainer, batch)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if gpu else peak_rss_mib()
     return {"peak MiB": round(peak), "step MiB": round(peak - built)}
 
 
-def memory_of(name: str, size: int, batch_size: int) -> dict:
+def memory_of(name: str, size: int, batch_size: int, device: torch.device) -> dict:
     """Each variant's own peak: a fresh process, so no other variant's buffers or freed memory count."""
     child = subprocess.run([sys.executable, __file__, "--memory-of", name, "--size", str(size),
-                            "--batch", str(batch_size)], capture_output=True, text=True, check=True)
+                            "--batch", str(batch_size), "--device", str(device)],
+                           capture_output=True, text=True, check=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
@@ -189,23 +214,26 @@ class NaivePairs(Dataset):
         return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
 
 
-def naive_loader(folder: Path, config: RunConfig, workers: int) -> DataLoader:
+def naive_loader(folder: Path, config: RunConfig, workers: int, device: torch.device) -> DataLoader:
+    """A plain DataLoader (nor workers nor pinned memory, whatever the device)."""
     return DataLoader(NaivePairs(images_in(folder), config.data.load_size, config.data.crop_size),
                       batch_size=config.train.batch_size, shuffle=True, num_workers=workers)
 
 
-def project_loader(folder: Path, config: RunConfig, workers: int) -> DataLoader:
-    """The data path of `pix2pix train`: PairedDataset (decoding, paired jitter) through training_loader."""
+def project_loader(folder: Path, config: RunConfig, workers: int, device: torch.device) -> DataLoader:
+    """The data path of `pix2pix train`: PairedDataset (decoding, paired jitter) through training_loader, in
+    pinned memory for a GPU."""
     pairs = find_pairs(folder)
     dataset = PairedDataset(pairs, config.data, config.model.input_nc, config.model.output_nc, train=True)
-    return training_loader(dataset, EpochSampler(len(pairs), config.train.seed), config.train.batch_size, workers)
+    return training_loader(dataset, EpochSampler(len(pairs), config.train.seed), config.train.batch_size, workers,
+                           pin_memory=device.type == "cuda")
 
 
-LoaderFactory = Callable[[Path, RunConfig, int], DataLoader]
-DATA_VARIANTS: dict[str, tuple[Callable[[RunConfig], Pix2PixTrainer], LoaderFactory, int]] = {
-    BASELINE: (naive_trainer, naive_loader, 0),
-    "pix2pix fp32, no workers": (project_trainer, project_loader, 0),
-    "pix2pix fp32 (default)": (project_trainer, project_loader, DataConfig().num_workers),
+LoaderFactory = Callable[[Path, RunConfig, int, torch.device], DataLoader]
+DATA_VARIANTS: dict[str, tuple[Settings, LoaderFactory, int]] = {
+    BASELINE: (None, naive_loader, 0),
+    "pix2pix fp32, no workers": ({}, project_loader, 0),
+    "pix2pix fp32 (default)": ({}, project_loader, DataConfig().num_workers),
 }
 
 
@@ -221,13 +249,13 @@ def waits_and_steps(trainer: Pix2PixTrainer, loader: DataLoader, warmup: int,
     that start the workers; the loader and its workers end when this returns."""
     batches = endless(loader)
     for _ in range(warmup):
-        trainer.step(next(batches))
+        timed_step(trainer, next(batches))
     waits, step_times = [], []
     for _ in range(steps):
         start = time.perf_counter()
         batch = next(batches)
         fetched = time.perf_counter()
-        trainer.step(batch)
+        timed_step(trainer, batch)
         waits.append(fetched - start)
         step_times.append(time.perf_counter() - fetched)
     batches.close()
@@ -247,13 +275,14 @@ def data_starved(cpu_per_wall: float, wait: float, step: float, workers: int) ->
     return cpu_per_wall < 0.75 * busy
 
 
-def data_run(name: str, folder: Path, size: int, batch_size: int, steps: int, warmup: int = 3) -> dict:
+def data_run(name: str, folder: Path, size: int, batch_size: int, steps: int, device: torch.device,
+             warmup: int = 3) -> dict:
     """One short training run of a data variant: mean wait and step per iteration, and the wait's share."""
-    build, loader_for, workers = DATA_VARIANTS[name]
+    settings, loader_for, workers = DATA_VARIANTS[name]
     config = paper_config(size, batch_size)
-    trainer = build(config)
+    trainer = build_trainer(settings, config, device)
     cpu, wall = tree_cpu_seconds(), time.perf_counter()
-    waits, step_times = waits_and_steps(trainer, loader_for(folder, config, workers), warmup, steps)
+    waits, step_times = waits_and_steps(trainer, loader_for(folder, config, workers, device), warmup, steps)
     gc.collect()
     cpu_per_wall = (tree_cpu_seconds() - cpu) / (time.perf_counter() - wall)
     wait, step = sum(waits), sum(step_times)
@@ -261,7 +290,8 @@ def data_run(name: str, folder: Path, size: int, batch_size: int, steps: int, wa
             "s/it": f"{(wait + step) / steps:.3f}", "wait s/it": f"{wait / steps:.3f}",
             "step s/it": f"{step / steps:.3f}", "wait share": f"{wait / (wait + step):.1%}",
             "cpu/wall": f"{cpu_per_wall:.2f}", "waits": waits, "steps": step_times,
-            **({"starved": True} if data_starved(cpu_per_wall, wait, step, workers) else {})}
+            **({"starved": True} if device.type == "cpu" and data_starved(cpu_per_wall, wait, step, workers)
+               else {})}
 
 
 def data_folder(requested: Path | None, scratch: Path) -> Path:
@@ -274,8 +304,9 @@ def data_folder(requested: Path | None, scratch: Path) -> Path:
     return generate_facades(scratch, train=32, val=0, test=0) / "train"
 
 
-def data_rows(folder: Path, size: int, batches: list[int], steps: int) -> list[dict]:
-    rows = [data_run(name, folder, size, batch_size, steps) for batch_size in batches for name in DATA_VARIANTS]
+def data_rows(folder: Path, size: int, batches: list[int], steps: int, device: torch.device) -> list[dict]:
+    rows = [data_run(name, folder, size, batch_size, steps, device)
+            for batch_size in batches for name in DATA_VARIANTS]
     flagged = [row for row in rows if row.get("starved")]
     if flagged:
         warn_starved("the data runs", flagged)
@@ -289,28 +320,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--data-steps", type=int, default=20, help="timed iterations per data run (0: none)")
     parser.add_argument("--data", type=Path, help="aligned A|B images for the data runs (default: shared maps)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time the GPU paths")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as err:
+        sys.exit(f"train_step.py: {err}")
     if args.memory_of:
-        print(json.dumps(step_memory(args.memory_of, args.size, args.batch[0])))
+        print(json.dumps(step_memory(args.memory_of, args.size, args.batch[0], device)))
         return
-    rows = [row for batch in args.batch for row in measure(args.size, batch, args.repeats)]
+    rows = [row for batch in args.batch for row in measure(args.size, batch, args.repeats, device)]
     print_table(rows, ["variant", "size", "batch", "s/it", "spread", "s/image", "speedup", "GFLOP/s", "of peak",
                        "cpu/wall", "peak MiB", "step MiB"])
     with tempfile.TemporaryDirectory(prefix="train_step_") as scratch:
         folder = data_folder(args.data, Path(scratch)) if args.data_steps else None
-        data = data_rows(folder, args.size, args.batch, args.data_steps) if folder else []
+        data = data_rows(folder, args.size, args.batch, args.data_steps, device) if folder else []
     if data:
         print(f"\nData wait, {args.data_steps} iterations per run, files from {folder}:")
         print_table(data, ["variant", "batch", "workers", "s/it", "wait s/it", "step s/it", "wait share",
                            "cpu/wall"])
-    payload = {"machine": machine(), "peak_rss_mib": peak_rss_mib(), "rows": rows,
+    payload = {"machine": machine(), "device": str(device), "peak_rss_mib": peak_rss_mib(), "rows": rows,
                "data_folder": str(folder) if folder else None, "data_rows": data}
-    path = write_json(f"train_step_{args.size}", payload)
+    suffix = "" if device.type == "cpu" else f"_{device.type}"
+    path = write_json(f"train_step_{args.size}{suffix}", payload)
     print(f"\nwrote {path}")
 
 

@@ -4,6 +4,7 @@
     python benchmarks/translate.py --ort-options          # also: ONNX Runtime session settings compared
     python benchmarks/translate.py --profile              # also: where ONNX Runtime's forward spends its time
     python benchmarks/translate.py --sizes 256 512 1024 2048 4096
+    python benchmarks/translate.py --device cuda           # on a GPU: the torch backend (ONNX is CPU only)
 
 Per image means the whole job of `pix2pix translate` with the model loaded once: read the PNG, translate, write
 the PNG. The baseline does it the straightforward way: PyTorch's own layers, `torch.no_grad`, Pillow in and out.
@@ -35,6 +36,7 @@ from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, 
 
 from pix2pix.config import RunConfig  # noqa: E402
 from pix2pix.data.images import image_to_tensor, load_image_data, save_image, tensor_to_image  # noqa: E402
+from pix2pix.devices import DeviceError, resolve_device  # noqa: E402
 from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.models import build_generator, translation_mode  # noqa: E402
@@ -54,8 +56,9 @@ def test_image(folder: Path, size: int) -> Path:
 
 
 def naive_translate(generator: torch.nn.Module, mode: str, source: Path, target: Path) -> None:
+    device = next(generator.parameters()).device
     with translation_mode(generator, mode):
-        output = generator(image_to_tensor(Image.open(source).convert("RGB")).unsqueeze(0))[0]
+        output = generator(image_to_tensor(Image.open(source).convert("RGB")).unsqueeze(0).to(device))[0].cpu()
     tensor_to_image(output).save(target)
 
 
@@ -86,29 +89,37 @@ def first_use_seconds(run: RunDir, mode: str) -> dict:
     return seconds
 
 
-def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path) -> dict[str, tuple[str, Callable]]:
-    """Name -> (mode, one whole-file translation)."""
+def backends(device: torch.device) -> tuple[str, ...]:
+    return ("torch", "onnx") if device.type == "cpu" else ("torch",)
+
+
+def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path,
+             device: torch.device) -> dict[str, tuple[str, Callable]]:
+    """Name -> (mode, one whole-file translation). Each ends by copying the output to the CPU, so a GPU's work is
+    finished inside the timing."""
     found = {}
     for mode in ("eval", "paper"):
         found[f"naive {mode}"] = (mode, lambda m=mode: naive_translate(naive, m, source, out / "naive.png"))
-        translators = {"torch": Translator.load(run.path, mode=mode, seed=0),
-                       "onnx": Translator.load(run.path, mode=mode, seed=0, backend="onnx")}
-        if mode == "eval":
+        translators = {backend: Translator.load(run.path, mode=mode, seed=0, device=str(device), backend=backend)
+                       for backend in backends(device)}
+        if mode == "eval" and device.type == "cpu":
             translators["torch, folded BN"] = folded(translators["torch"])
         for backend, translator in translators.items():
             found[f"pix2pix {mode}, {backend}"] = (mode, lambda t=translator: translate_files(t, [source], out))
     return found
 
 
-def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int) -> tuple[list[dict], dict]:
+def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int,
+            device: torch.device) -> tuple[list[dict], dict]:
     """Every variant interleaved; also the ONNX backend's first-use cost and where an image's time goes. Leaves
-    both graphs exported in `run`."""
+    both graphs exported in `run` (on the CPU)."""
     folder = run.path.parent
     source = test_image(folder, size)
-    first_use = {**first_use_seconds(run, "eval"), **first_use_seconds(run, "paper")}
+    first_use = ({**first_use_seconds(run, "eval"), **first_use_seconds(run, "paper")}
+                 if "onnx" in backends(device) else {})
     (folder / "out").mkdir()
-    named = variants(run, naive, source, folder / "out")
-    peak = matmul_peak()
+    named = variants(run, naive.to(device), source, folder / "out", device)
+    peak = matmul_peak(device=device)
     timings = interleave({name: fn for name, (_, fn) in named.items()}, repeats)
     rows = []
     for name, timing in timings.items():
@@ -118,15 +129,16 @@ def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int) -> tup
                      "spread": f"{low:.3f}-{high:.3f}", "speedup": f"{base / timing.median:.2f}x",
                      "cpu/wall": f"{statistics.median(timing.cpu_ratios):.2f}",
                      "walls": timing.walls, "matmul_peak_gflops": peak})
-    warn_if_starved(timings)
+    warn_if_starved(timings, device)
     return rows, {"first_use_seconds": first_use, "matmul_peak_gflops": round(peak, 1),
-                  "stages": stages(run, source, folder / "stages", repeats)}
+                  "stages": stages(run, source, folder / "stages", repeats, device)}
 
 
-def stages(run: RunDir, source: Path, out: Path, repeats: int) -> list[dict]:
-    """Where one whole-file eval translation spends its time, per backend: reading, the generator, writing."""
-    return [stage_times(Translator.load(run.path, mode="eval", backend=backend), source, out, repeats)
-            for backend in ("torch", "onnx")]
+def stages(run: RunDir, source: Path, out: Path, repeats: int, device: torch.device) -> list[dict]:
+    """Where one whole-file eval translation spends its time, per backend: reading, the generator (its output
+    back on the CPU), writing."""
+    return [stage_times(Translator.load(run.path, mode="eval", device=str(device), backend=backend), source, out,
+                        repeats) for backend in backends(device)]
 
 
 def stage_times(translator: Translator, source: Path, out: Path, repeats: int) -> dict:
@@ -159,7 +171,7 @@ def ort_options(run: RunDir, size: int, repeats: int) -> list[dict]:
                 name = f"threads {threads}, {level}, spin {'on' if spinning else 'off'}"
                 sessions[name] = OnnxGenerator(path, session_options(threads, spinning, level))
     timings = interleave({name: lambda g=g: g(batch) for name, g in sessions.items()}, repeats)
-    warn_if_starved(timings)
+    warn_if_starved(timings, torch.device("cpu"))
     fastest = min(t.median for t in timings.values())
     return [{"options": name, "s/forward": f"{t.median:.3f}", "spread": f"{t.spread[0]:.3f}-{t.spread[1]:.3f}",
              "vs fastest": f"{t.median / fastest:.2f}x", "cpu/wall": f"{statistics.median(t.cpu_ratios):.2f}"}
@@ -207,18 +219,20 @@ def conv_work(kind: str, args: dict) -> tuple[int, int | None]:
     return math.prod(output[2:]), 2 * math.prod(output) * math.prod(shapes[1][1:])
 
 
-def warn_if_starved(timings: dict) -> None:
-    if starved(timings, torch.get_num_threads()):
+def warn_if_starved(timings: dict, device: torch.device) -> None:
+    """On a GPU the CPU mostly waits, so CPU time per wall second says nothing about the host there."""
+    if device.type == "cpu" and starved(timings, torch.get_num_threads()):
         print("WARNING: starved host: CPU time per wall second is far below the thread count; these timings are "
               "not representative.", file=sys.stderr)
 
 
-def one_size(size: int, backend: str) -> dict:
+def one_size(size: int, backend: str, device: str) -> dict:
     """Translates one image of `size` x `size` (tiled when over the memory budget), in this process. The ONNX
-    backend exports on a small image first, so that the time is the translation's alone."""
+    backend exports on a small image first, so that the time is the translation's alone. On a GPU, the peak is
+    the GPU memory torch allocated."""
     config = RunConfig()
     torch.manual_seed(0)
-    translator = Translator(build_generator(config), config, mode="eval", backend=backend)
+    translator = Translator(build_generator(config), config, mode="eval", device=device, backend=backend)
     folder = Path(tempfile.mkdtemp())
     translator(torch.zeros(1, 3, 256, 256))
     source = test_image(folder, size)
@@ -226,15 +240,18 @@ def one_size(size: int, backend: str) -> dict:
     start = time.perf_counter()
     translate_files(translator, [source], folder / "out")
     seconds = time.perf_counter() - start
-    return {"size": size, "backend": backend, "seconds": round(seconds, 2), "tile": tile or "whole",
-            "us/pixel": round(seconds / size**2 * 1e6, 2), "max_rss_mib": round(peak_rss_mib())}
+    row = {"size": size, "backend": backend, "seconds": round(seconds, 2), "tile": tile or "whole",
+           "us/pixel": round(seconds / size**2 * 1e6, 2), "max_rss_mib": round(peak_rss_mib())}
+    if translator.device.type == "cuda":
+        row["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(translator.device) / 2**20)
+    return row
 
 
-def size_table(sizes: list[int]) -> list[dict]:
+def size_table(sizes: list[int], device: torch.device) -> list[dict]:
     rows = []
     for size in sizes:
-        for backend in ("torch", "onnx"):
-            child = subprocess.run([sys.executable, __file__, "--one-size", str(size), backend],
+        for backend in backends(device):
+            child = subprocess.run([sys.executable, __file__, "--one-size", str(size), backend, str(device)],
                                    capture_output=True, text=True, check=True)
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     return rows
@@ -247,15 +264,23 @@ def main() -> None:
     parser.add_argument("--ort-options", action="store_true", help="also compare ONNX Runtime session settings")
     parser.add_argument("--profile", action="store_true", help="also ONNX Runtime's per-operator profile")
     parser.add_argument("--sizes", type=int, nargs="*", default=[])
-    parser.add_argument("--one-size", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the torch backend on a GPU")
+    parser.add_argument("--one-size", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_size:
-        print(json.dumps(one_size(int(args.one_size[0]), args.one_size[1])))
+        print(json.dumps(one_size(int(args.one_size[0]), args.one_size[1], args.one_size[2])))
         return
-    run, naive = random_run(Path(tempfile.mkdtemp()), RunConfig().updated({"crop_size": 256, "load_size": 256}))
-    rows, extra = compare(run, naive, args.size, args.repeats)
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as err:
+        sys.exit(f"translate.py: {err}")
+    if device.type != "cpu" and (args.ort_options or args.profile):
+        parser.error("--ort-options and --profile time ONNX Runtime, which runs on the CPU: use --device cpu")
+    crop = min(args.size, 256)  # the paper's U-Net, one level shallower per halving below 256
+    run, naive = random_run(Path(tempfile.mkdtemp()), RunConfig().updated({"crop_size": crop, "load_size": crop}))
+    rows, extra = compare(run, naive, args.size, args.repeats, device)
     print_table(rows, ["variant", "size", "s/image", "spread", "speedup", "cpu/wall"])
-    print(f"\nONNX backend, first use (s): {extra['first_use_seconds']}; matmul peak "
+    print(f"\nONNX backend, first use (s): {extra['first_use_seconds']}; matmul peak on {device} "
           f"{extra['matmul_peak_gflops']} GFLOP/s\n")
     print_table(extra["stages"], list(extra["stages"][0]))
     if args.ort_options:
@@ -266,11 +291,13 @@ def main() -> None:
         if name in extra:
             print()
             print_table(extra[name], list(extra[name][0]))
-    sizes = size_table(args.sizes) if args.sizes else []
+    sizes = size_table(args.sizes, device) if args.sizes else []
     if sizes:
         print()
-        print_table(sizes, ["size", "backend", "seconds", "tile", "us/pixel", "max_rss_mib"])
-    path = write_json(f"translate_{args.size}", {"machine": machine(), "rows": rows, **extra, "sizes": sizes})
+        print_table(sizes, ["size", "backend", "seconds", "tile", "us/pixel", "max_rss_mib", "gpu_peak_mib"])
+    suffix = "" if device.type == "cpu" else f"_{device.type}"
+    path = write_json(f"translate_{args.size}{suffix}", {"machine": machine(), "device": str(device), "rows": rows,
+                                                         **extra, "sizes": sizes})
     print(f"\nwrote {path}")
 
 
