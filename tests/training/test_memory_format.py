@@ -9,6 +9,7 @@ import torch
 
 from pix2pix.devices import memory_format
 from pix2pix.inference import Translator
+from pix2pix.models import build_generator
 from pix2pix.training.loop import train
 from pix2pix.training.step import Pix2PixTrainer
 
@@ -25,7 +26,20 @@ def four_dim_params(trainer: Pix2PixTrainer) -> list[torch.Tensor]:
     return [p for net in (trainer.generator, trainer.discriminator) for p in net.parameters() if p.dim() == 4]
 
 
-def test_channels_last_training_steps_match_nchw(tiny_config):
+@pytest.fixture
+def exact_fp32():
+    """cuDNN's convolutions may round fp32 to TF32, differently per layout: off for comparisons."""
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = allowed
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_channels_last_training_steps_match_nchw(tiny_config, device, exact_fp32):
     torch.manual_seed(0)
     batches = [{"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
                for _ in range(3)]
@@ -33,9 +47,9 @@ def test_channels_last_training_steps_match_nchw(tiny_config):
     for layout in ("contiguous", "channels_last"):
         torch.manual_seed(1)
         trainers[layout] = Pix2PixTrainer(tiny_config.updated({"memory_format": layout, "dropout": 0.0}),
-                                          torch.device("cpu"))
+                                          torch.device(device))
     start = [p.detach().clone() for p in trainers["contiguous"].parameters()]
-    for batch in batches:
+    for batch in batches:  # on CPU, moved to the device by the step
         losses = {layout: trainer.step(batch) for layout, trainer in trainers.items()}
         for name, value in losses["contiguous"].items():
             assert torch.allclose(losses["channels_last"][name], value, rtol=1e-4, atol=1e-5), name
@@ -61,3 +75,14 @@ def test_a_channels_last_run_saves_resumes_and_translates_as_nchw_does(tiny_conf
     assert nchw.generator.encoder[1][1].weight.is_contiguous()
     image = torch.rand(1, 3, 40, 48) * 2 - 1
     assert torch.allclose(loaded(image), nchw(image), atol=1e-5)
+
+
+@needs_cuda
+def test_translating_on_cuda_in_channels_last_gives_the_cpus_images(tiny_config, exact_fp32):
+    torch.manual_seed(0)
+    generator = build_generator(tiny_config)
+    translators = {device: Translator(copy.deepcopy(generator), tiny_config, mode="eval", device=device)
+                   for device in ("cpu", "cuda")}
+    assert translators["cuda"].memory_format == torch.channels_last
+    image = torch.rand(1, 3, 40, 48) * 2 - 1
+    assert torch.allclose(translators["cuda"](image), translators["cpu"](image), atol=1e-4)

@@ -20,16 +20,29 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused():
         check_precision(torch.device("cpu"), "bf16")
 
 
-def test_bf16_autocast_step_stays_close_to_fp32(tiny_config):
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def fp32_and(precision: str, config, device: torch.device) -> dict[str, Pix2PixTrainer]:
+    """Two trainers with the same initial weights, in fp32 and in `precision`."""
+    trainers = {}
+    for name in ("fp32", precision):
+        torch.manual_seed(1)
+        trainers[name] = Pix2PixTrainer(config.updated({"precision": name, "dropout": 0.0}), device)
+    return trainers
+
+
+def tiny_batch() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_bf16_autocast_step_stays_close_to_fp32(tiny_config, device):
     """Same weights and batch: bf16 forward passes with fp32 losses give nearly the fp32 losses and updates
     (run whatever the CPU, at 32 px, since the check of numbers does not depend on speed)."""
-    torch.manual_seed(0)
-    batch = {"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
-    trainers = {}
-    for precision in ("fp32", "bf16"):
-        torch.manual_seed(1)
-        trainers[precision] = Pix2PixTrainer(tiny_config.updated({"precision": precision, "dropout": 0.0}),
-                                             torch.device("cpu"))
+    batch = tiny_batch()
+    trainers = fp32_and("bf16", tiny_config, torch.device(device))
     before = [p.detach().clone() for p in trainers["fp32"].generator.parameters()]
     losses = {precision: trainer.step(batch) for precision, trainer in trainers.items()}
     assert set(losses["bf16"]) == set(losses["fp32"])
@@ -43,3 +56,21 @@ def test_bf16_autocast_step_stays_close_to_fp32(tiny_config):
     moved = updates["fp32"].abs() > 1e-4  # Adam's first step moves most weights by about lr = 2e-4
     agree = (updates["bf16"][moved].sign() == updates["fp32"][moved].sign()).float().mean()
     assert moved.float().mean() > 0.5 and agree > 0.9, (moved.float().mean(), agree)
+
+
+@needs_cuda
+def test_fp16_with_the_gradient_scaler_trains_close_to_fp32(tiny_config):
+    """The scaler may skip the first steps (their scaled gradients overflow fp16) while it finds its scale; the
+    losses stay close to fp32's and the weights do move."""
+    batch = tiny_batch()
+    trainers = fp32_and("fp16", tiny_config, torch.device("cuda"))
+    before = [p.detach().clone() for p in trainers["fp16"].generator.parameters()]
+    first = {name: trainer.step(batch) for name, trainer in trainers.items()}
+    for name, value in first["fp32"].items():
+        assert abs(first["fp16"][name].item() - value.item()) <= 0.02 * abs(value.item()) + 0.02, name
+    for _ in range(20):
+        losses = trainers["fp16"].step(batch)
+    assert all(torch.isfinite(value) for value in losses.values())
+    moved = max((p.detach() - b).abs().max().item()
+                for p, b in zip(trainers["fp16"].generator.parameters(), before))
+    assert moved > 1e-4
