@@ -15,6 +15,9 @@ os.environ["OMP_NUM_THREADS"] = "1"  # also for the command-line runs the tests 
 torch.set_num_threads(1)
 """Tiny tensors gain nothing from threads, and on a busy host the thread pool's spinning costs 10x or more."""
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+"""For the checks of the GPU paths, which run where a GPU is."""
+
 TINY = {"crop_size": 32, "load_size": 36, "ngf": 8, "ndf": 8, "batch_size": 2, "n_epochs": 2, "n_epochs_decay": 1,
         "num_workers": 0, "log_every": 1, "save_every": 0, "num_samples": 2, "val_images": 4}
 """The paper's architecture and objective at 32x32 and an eighth of the width."""

@@ -12,6 +12,7 @@ from pix2pix.inference import Translator
 from pix2pix.models import build_generator
 from pix2pix.training.loop import train
 from pix2pix.training.step import Pix2PixTrainer
+from tests.conftest import needs_cuda
 
 
 @pytest.mark.parametrize(("device", "setting", "expected"), [
@@ -33,9 +34,6 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32 = allowed
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])

@@ -7,6 +7,7 @@ import torch
 
 from pix2pix.devices import DeviceError, check_precision
 from pix2pix.training.step import Pix2PixTrainer
+from tests.conftest import needs_cuda
 
 
 def test_fp16_off_cuda_is_refused_with_a_clear_message():
@@ -18,9 +19,6 @@ def test_fp16_off_cuda_is_refused_with_a_clear_message():
 def test_bf16_on_a_cpu_without_native_bf16_is_refused():
     with pytest.raises(DeviceError, match="no native bf16"):
         check_precision(torch.device("cpu"), "bf16")
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def fp32_and(precision: str, config, device: torch.device) -> dict[str, Pix2PixTrainer]:
