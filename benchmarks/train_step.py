@@ -11,7 +11,8 @@ built from PyTorch's own layers, with PyTorch's default (unfused, per-parameter)
 where channels_last is), bf16 autocast and fp16 autocast with a gradient scaler; a precision the device cannot run
 at speed (bf16 on CPUs without native bf16, fp16 off CUDA and MPS) is skipped, with the reason. Every variant's
 step runs in this one process, interleaved, so a noisy host slows them alike; the table gives ratios to the
-baseline measured in the same run. Peak memory comes from each variant run alone in a fresh process: max RSS on
+baseline measured in the same run, and "of peak" compares each variant's FLOP rate with a large matmul's in its own
+precision, timed in the same run. Peak memory comes from each variant run alone in a fresh process: max RSS on
 the CPU, the most memory torch allocated on a GPU. On a GPU every timed step ends by waiting for the GPU.
 
 The data table times short training runs on real files (the shared maps set when it is there, else the embedded
@@ -57,7 +58,13 @@ from common import (  # noqa: E402
 from pix2pix.config import DataConfig, RunConfig  # noqa: E402
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, images_in, training_loader  # noqa: E402
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
-from pix2pix.devices import DeviceError, check_precision, memory_format, resolve_device  # noqa: E402
+from pix2pix.devices import (  # noqa: E402
+    AUTOCAST_DTYPES,
+    DeviceError,
+    check_precision,
+    memory_format,
+    resolve_device,
+)
 from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
 from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
 
@@ -131,20 +138,35 @@ def timed_step(trainer: Pix2PixTrainer, batch: dict) -> None:
     synchronize(trainer.device)
 
 
+def precision_of(settings: Settings) -> str:
+    return (settings or {}).get("precision", "fp32")
+
+
+def matmul_peaks(precisions: set[str], device: torch.device) -> dict[str, float]:
+    """The matmul peak in each precision timed: a bf16 step's "of peak" is against the bf16 peak (AMX or tensor
+    cores run it several times faster than fp32)."""
+    return {precision: matmul_peak(AUTOCAST_DTYPES.get(precision, torch.float32), device=device)
+            for precision in sorted(precisions)}
+
+
 def measure(size: int, batch_size: int, repeats: int, device: torch.device) -> list[dict]:
     """One row per variant: its step timed interleaved with the others', and its peak memory run alone."""
     config = paper_config(size, batch_size)
     batch = random_batch(size, batch_size)
-    trainers = {name: build_trainer(settings, config, device) for name, settings in runnable_variants(device).items()}
+    variants = runnable_variants(device)
+    trainers = {name: build_trainer(settings, config, device) for name, settings in variants.items()}
     flops = flops_per_step(next(iter(trainers.values())), batch)
-    peak_before = matmul_peak(device=device)
+    precisions = {precision_of(settings) for settings in variants.values()}
+    peaks_before = matmul_peaks(precisions, device)
     timings = interleave({name: (lambda t=t: timed_step(t, batch)) for name, t in trainers.items()}, repeats)
-    peak = max(peak_before, matmul_peak(device=device))  # before and after: a neighbour's burst cannot lower it
+    peaks_after = matmul_peaks(precisions, device)  # before and after: a neighbour's burst cannot lower the peak
+    peaks = {precision: max(peaks_before[precision], peaks_after[precision]) for precision in precisions}
     del trainers
     base = timings[BASELINE].median
     rows = []
     for name, timing in timings.items():
         low, high = timing.spread
+        peak = peaks[precision_of(variants[name])]
         rows.append({"variant": name, "size": size, "batch": batch_size,
                      "s/it": f"{timing.median:.3f}", "spread": f"{low:.3f}-{high:.3f}",
                      "s/image": f"{timing.median / batch_size:.3f}", "speedup": f"{base / timing.median:.2f}x",

@@ -9,8 +9,9 @@
 Per image means the whole job of `pix2pix translate` with the model loaded once: read the PNG, translate, write
 the PNG. The baseline does it the straightforward way: PyTorch's own layers, `torch.no_grad`, Pillow in and out.
 The project's variants: the torch backend (in eval mode also on a copy with batch norm folded into the
-convolutions, to show what folding gives there) and the ONNX Runtime backend, exported once into a run folder (the
-time of that export is printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
+convolutions, to show what folding gives there), the torch backend in bf16 (and fp16) where the device runs it
+natively (`--precision`), and the ONNX Runtime backend, exported once into a run folder (the time of that export is
+printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
 process, so that its peak memory (max RSS) is its own.
 """
 
@@ -36,7 +37,7 @@ from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, 
 
 from pix2pix.config import RunConfig  # noqa: E402
 from pix2pix.data.images import image_to_tensor, load_image_data, save_image, tensor_to_image  # noqa: E402
-from pix2pix.devices import DeviceError, resolve_device  # noqa: E402
+from pix2pix.devices import DeviceError, check_precision, resolve_device  # noqa: E402
 from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.models import build_generator, translation_mode  # noqa: E402
@@ -93,8 +94,22 @@ def backends(device: torch.device) -> tuple[str, ...]:
     return ("torch", "onnx") if device.type == "cpu" else ("torch",)
 
 
-def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path,
-             device: torch.device) -> dict[str, tuple[str, Callable]]:
+def low_precisions(device: torch.device) -> list[str]:
+    """The reduced precisions this device runs natively (bf16 on CPUs with AVX-512 bf16 or AMX and on most GPUs,
+    fp16 on GPUs); the others are named and left out."""
+    runnable = []
+    for precision in ("bf16", "fp16"):
+        try:
+            check_precision(device, precision)
+        except DeviceError as err:
+            print(f"skipped --precision {precision}: {err}", file=sys.stderr)
+            continue
+        runnable.append(precision)
+    return runnable
+
+
+def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path, device: torch.device,
+             precisions: list[str]) -> dict[str, tuple[str, Callable]]:
     """Name -> (mode, one whole-file translation). Each ends by copying the output to the CPU, so a GPU's work is
     finished inside the timing."""
     found = {}
@@ -104,6 +119,9 @@ def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path,
                        for backend in backends(device)}
         if mode == "eval" and device.type == "cpu":
             translators["torch, folded BN"] = folded(translators["torch"])
+        for precision in precisions:
+            translators[f"torch {precision}"] = Translator.load(run.path, mode=mode, seed=0, device=str(device),
+                                                                precision=precision)
         for backend, translator in translators.items():
             found[f"pix2pix {mode}, {backend}"] = (mode, lambda t=translator: translate_files(t, [source], out))
     return found
@@ -118,7 +136,8 @@ def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int,
     first_use = ({**first_use_seconds(run, "eval"), **first_use_seconds(run, "paper")}
                  if "onnx" in backends(device) else {})
     (folder / "out").mkdir()
-    named = variants(run, naive.to(device), source, folder / "out", device)
+    precisions = low_precisions(device)
+    named = variants(run, naive.to(device), source, folder / "out", device, precisions)
     peak = matmul_peak(device=device)
     timings = interleave({name: fn for name, (_, fn) in named.items()}, repeats)
     rows = []
@@ -131,24 +150,29 @@ def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int,
                      "walls": timing.walls, "matmul_peak_gflops": peak})
     warn_if_starved(timings, device)
     return rows, {"first_use_seconds": first_use, "matmul_peak_gflops": round(peak, 1),
-                  "stages": stages(run, source, folder / "stages", repeats, device)}
+                  "stages": stages(run, source, folder / "stages", repeats, device, precisions)}
 
 
-def stages(run: RunDir, source: Path, out: Path, repeats: int, device: torch.device) -> list[dict]:
+def stages(run: RunDir, source: Path, out: Path, repeats: int, device: torch.device,
+           precisions: list[str]) -> list[dict]:
     """Where one whole-file eval translation spends its time, per backend: reading, the generator (its output
     back on the CPU), writing."""
-    return [stage_times(Translator.load(run.path, mode="eval", device=str(device), backend=backend), source, out,
-                        repeats) for backend in backends(device)]
+    translators = {backend: Translator.load(run.path, mode="eval", device=str(device), backend=backend)
+                   for backend in backends(device)}
+    for precision in precisions:
+        translators[f"torch {precision}"] = Translator.load(run.path, mode="eval", device=str(device),
+                                                            precision=precision)
+    return [stage_times(name, translator, source, out, repeats) for name, translator in translators.items()]
 
 
-def stage_times(translator: Translator, source: Path, out: Path, repeats: int) -> dict:
+def stage_times(name: str, translator: Translator, source: Path, out: Path, repeats: int) -> dict:
     tensor = image_to_tensor(load_image_data(source, 3)).unsqueeze(0)
     output = translator(tensor)[0]
     parts = {"read PNG": lambda: image_to_tensor(load_image_data(source, 3)),
              "generator": lambda: translator(tensor),
              "write PNG": lambda: save_image(output, out / "stage.png")}
     timings = interleave(parts, repeats)
-    row = {"backend": translator.backend, **{name: f"{t.median * 1000:.1f} ms" for name, t in timings.items()}}
+    row = {"backend": name, **{stage: f"{t.median * 1000:.1f} ms" for stage, t in timings.items()}}
     gflop = GENERATOR_GFLOP_256 * source_pixels(source) / 256**2
     row["generator GFLOP/s"] = f"{gflop / timings['generator'].median:.0f}"
     return row

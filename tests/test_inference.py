@@ -200,3 +200,50 @@ def test_translate_command_tiles_on_request_and_keeps_the_size(trained_run, tmp_
                      "--mode", "eval", "--tile", "64", "--overlap", "16")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out" / "large.png").size == (300, 217)
+
+
+native_bf16 = pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+                                 reason="this CPU has no native bf16")
+
+
+@native_bf16
+def test_bf16_translation_holds_the_generator_in_bf16_and_stays_close_to_fp32(trained_run):
+    """Odd sizes go through the padding in bf16 too; the output comes back as fp32 within a small fraction of the
+    [-1, 1] range, and paper mode stays reproducible by seed."""
+    image = image_to_batch(gradient_image(45, 37))
+    fp32 = Translator.load(trained_run, mode="eval")
+    bf16 = Translator.load(trained_run, mode="eval", precision="bf16")
+    assert all(p.dtype == torch.bfloat16 for p in bf16.generator.parameters())
+    reference, output = fp32(image), bf16(image)
+    assert output.dtype == torch.float32 and output.shape == reference.shape
+    assert (output - reference).abs().max() < 0.02
+    assert not torch.equal(output, reference)  # really computed in bf16
+    paper = [Translator.load(trained_run, mode="paper", seed=5, precision="bf16")(image) for _ in range(2)]
+    assert torch.equal(paper[0], paper[1])
+
+
+@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has native bf16")
+def test_bf16_translation_is_refused_on_a_cpu_that_would_emulate_it(trained_run):
+    from pix2pix.devices import DeviceError
+
+    with pytest.raises(DeviceError, match="no native bf16"):
+        Translator.load(trained_run, precision="bf16")
+
+
+def test_translate_command_refuses_precisions_the_device_or_backend_cannot_run(trained_run, tmp_path):
+    gradient_image(32, 32).save(tmp_path / "in.png")
+    for flags, message in ((["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA or MPS device"),
+                           (["--precision", "bf16", "--backend", "onnx"], "needs --backend torch")):
+        result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
+                         *flags)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "out").exists()
+
+
+@native_bf16
+def test_translate_command_in_bf16_writes_the_images(trained_run, tmp_path):
+    gradient_image(40, 30).save(tmp_path / "in.png")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
+                     "--precision", "bf16", "--mode", "eval", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "in.png").size == (40, 30)
