@@ -65,7 +65,7 @@ from pix2pix.devices import (  # noqa: E402
     memory_format,
     resolve_device,
 )
-from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
+from pix2pix.models.layers import with_plain_convolutions  # noqa: E402
 from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
 
 MAPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "maps" / "train"
@@ -81,7 +81,7 @@ Settings = dict | None
 def naive_trainer(config: RunConfig, device: torch.device) -> Pix2PixTrainer:
     """The project's models in plain PyTorch layers and NCHW, with PyTorch's default Adam."""
     trainer = Pix2PixTrainer(config.updated({"memory_format": "contiguous"}), device)
-    with_plain_transposed_convs(trainer.generator)
+    with_plain_convolutions(trainer.generator)
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
         trainer.optimizers[name] = torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),

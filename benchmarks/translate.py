@@ -42,7 +42,7 @@ from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E4
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.models import build_generator, translation_mode  # noqa: E402
 from pix2pix.models.fold import fold_batch_norm  # noqa: E402
-from pix2pix.models.layers import with_plain_transposed_convs  # noqa: E402
+from pix2pix.models.layers import with_plain_convolutions  # noqa: E402
 from pix2pix.runs import RunDir  # noqa: E402
 
 GENERATOR_GFLOP_256 = 12.1
@@ -66,7 +66,7 @@ def naive_translate(generator: torch.nn.Module, mode: str, source: Path, target:
 def random_run(folder: Path, config: RunConfig) -> tuple[RunDir, torch.nn.Module]:
     """A run folder with random weights (timing does not depend on them), and the naive generator holding them."""
     torch.manual_seed(0)
-    naive = with_plain_transposed_convs(build_generator(config))
+    naive = with_plain_convolutions(build_generator(config))
     run = RunDir(folder / "run")
     run.save_config(config)
     run.save_generator(naive.state_dict(), step=0)

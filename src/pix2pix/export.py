@@ -36,7 +36,7 @@ from pix2pix.atomic import write_bytes_atomic
 from pix2pix.models import UNetGenerator
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
-from pix2pix.models.layers import UpConv, with_plain_transposed_convs
+from pix2pix.models.layers import UpConv, with_plain_convolutions
 from pix2pix.runs import RunDir
 
 EXPORT_VERSION = 1
@@ -163,7 +163,7 @@ def for_onnx_runtime(net: nn.Module) -> nn.Module:
         for name, layer in block.named_children():
             if SubPixelTransposedConv.applies_to(layer):
                 setattr(block, name, SubPixelTransposedConv(layer))
-    return with_plain_transposed_convs(net)
+    return with_plain_convolutions(net)
 
 
 def draw_masks(specs: list[dict], batch: int, height: int, width: int) -> list[torch.Tensor]:
