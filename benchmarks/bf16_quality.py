@@ -7,11 +7,13 @@ Each (seed, precision) is a whole `pix2pix train` run of the demo's configuratio
 width, `pix2pix.demo.demo_config`) on the embedded facades data, and is scored by its held-out L1 (the val split,
 translated in paper mode, as every run records it). GAN training at equal steps differs from seed to seed, so the
 table shows fp32's spread over seeds beside bf16's difference from fp32 at the same seed: a bf16 difference
-inside that spread is not a cost of bf16.
+inside that spread is not a cost of bf16. Then each fp32 run's val split is translated with `--precision bf16`
+and with fp32, in both test modes, and the 8-bit outputs compared.
 
-bf16 rounds the same way on every CPU; only its speed needs native support (AVX-512 bf16 or AMX). Where the CPU
-lacks it, `pix2pix train` refuses bf16 as too slow; this benchmark lifts that refusal to measure the numbers and
-says so, and its bf16 timings there are not representative. FID is not computed: it needs Inception weights,
+bf16 needs native support (AVX-512 bf16 or AMX) for its speed, not for its numbers. Where the CPU lacks it,
+`pix2pix train` and `translate` refuse bf16 as too slow; this benchmark lifts that refusal to measure the numbers and
+says so, and its bf16 timings there are not representative (nor bit-identical to a native run's: the kernels sum
+in another order, as fp32's do from one CPU to another). FID is not computed: it needs Inception weights,
 which cannot be downloaded here.
 """
 
@@ -27,13 +29,16 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, print_table, write_json  # noqa: E402
 
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
 from pix2pix.demo import TEST_IMAGES, TRAIN_IMAGES, VAL_IMAGES, demo_config  # noqa: E402
+from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.training.loop import train  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
@@ -44,10 +49,14 @@ def native_bf16() -> bool:
 
 
 def bf16_allowed() -> contextlib.AbstractContextManager:
-    """Lets bf16 train on a CPU without native bf16 (slowly: the rounding is the same, only the speed differs)."""
+    """Lets bf16 train and translate on a CPU without native bf16 (slowly: only the speed differs, and the
+    rounding of its kernels)."""
     if native_bf16():
         return contextlib.nullcontext()
-    return mock.patch("pix2pix.training.loop.check_precision", lambda device, precision: None)
+    stack = contextlib.ExitStack()
+    for checked in ("pix2pix.training.loop.check_precision", "pix2pix.inference.check_precision"):
+        stack.enter_context(mock.patch(checked, lambda device, precision: None))
+    return stack
 
 
 def one_run(data: Path, out: Path, size: int, steps: int, seed: int, precision: str) -> dict:
@@ -59,6 +68,24 @@ def one_run(data: Path, out: Path, size: int, steps: int, seed: int, precision: 
     return {"seed": seed, "precision": precision, "steps": result.step,
             "val L1 at 0": round(result.metrics["l1_step0"], 4), "val L1": round(result.metrics["l1_now"], 4),
             "s/it": round(wall / result.step, 3), "cpu/wall": round((time.process_time() - start_cpu) / wall, 2)}
+
+
+def translation_deviation(run: Path, val: Path, seed: int) -> list[dict]:
+    """How far `pix2pix translate --precision bf16` lands from fp32 with the same trained weights: the val split
+    translated in both test modes (paper mode with the same seed) and written as 8-bit PNGs, then compared."""
+    rows = []
+    for mode in ("eval", "paper"):
+        outputs = {}
+        for precision in PRECISIONS:
+            with bf16_allowed():
+                translator = Translator.load(run, mode=mode, seed=0, precision=precision)
+            written = translate_files(translator, [val], run / f"translated_{mode}_{precision}", aligned=True)
+            outputs[precision] = np.stack([np.asarray(Image.open(f.output), dtype=np.int16) for f in written.done])
+        levels = np.abs(outputs["bf16"] - outputs["fp32"])
+        rows.append({"seed": seed, "mode": mode, "images": len(levels), "max levels": int(levels.max()),
+                     "mean levels": round(float(levels.mean()), 4), "values differing": f"{(levels > 0).mean():.2%}",
+                     "values off by > 1": f"{(levels > 1).mean():.3%}"})
+    return rows
 
 
 def summary(rows: list[dict]) -> dict:
@@ -91,11 +118,15 @@ def main() -> None:
         generate_facades(data, train=TRAIN_IMAGES, val=VAL_IMAGES, test=TEST_IMAGES, size=args.size, seed=0)
         rows = [one_run(data, Path(scratch), args.size, args.steps, seed, precision)
                 for seed in args.seeds for precision in PRECISIONS]
+        deviation = [row for seed in args.seeds
+                     for row in translation_deviation(Path(scratch) / f"fp32_seed{seed}", data / "val", seed)]
     print_table(rows, ["seed", "precision", "steps", "val L1 at 0", "val L1", "s/it", "cpu/wall"])
     result = summary(rows)
     print(json.dumps(result, indent=2))
+    print("\nTranslating each fp32 run's val split with --precision bf16 against fp32 (8-bit levels):")
+    print_table(deviation, list(deviation[0]))
     payload = {"machine": machine(), "native_bf16": native_bf16(), "size": args.size, "rows": rows,
-               "summary": result}
+               "summary": result, "translation_deviation": deviation}
     print(f"\nwrote {write_json(f'bf16_quality_{args.size}', payload)}")
 
 
