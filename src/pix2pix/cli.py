@@ -199,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 '(pip install "pix2pix[onnx]")')
     translate.add_argument("--precision", choices=PRECISIONS, default="fp32",
                            help="the generator's number type (torch backend): bf16 on GPUs and CPUs with native bf16 "
-                                "(AVX-512 bf16, AMX), fp16 on GPUs; faster there, outputs within a fraction of an "
-                                "8-bit level of fp32's")
+                                "(AVX-512 bf16, AMX), fp16 on GPUs; faster there, 8-bit outputs within one level of "
+                                "fp32's")
     translate.set_defaults(handler=cmd_translate)
 
     export = commands.add_parser("export", help="write a run's generator as ONNX, for ONNX Runtime and others",

@@ -103,8 +103,8 @@ class Translator:
     `backend="onnx"` runs the generator's ONNX export (`pix2pix.export`) in ONNX Runtime, on the CPU: exported at the
     first call in each mode and kept in the run folder, so load new weights into a new Translator.
     `precision="bf16"` (or `"fp16"` on a GPU) holds the generator's weights and activations in that type: faster
-    where the device computes in it natively, with outputs a fraction of an 8-bit level from fp32's; the generator
-    given is converted in place.
+    where the device computes in it natively, with 8-bit outputs within one level of fp32's; the generator given is
+    converted in place.
     """
 
     def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",

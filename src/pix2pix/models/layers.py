@@ -13,7 +13,8 @@ in fp32 and faster in bf16 (docs/performance.md)."""
 
 CONV_MATMUL_MAX_COLUMNS = 8 * 8
 """Convolutions with up to this many output pixels in the whole batch take the matmul path of `DownConv` on CPU:
-measured 1.1-4x faster there, forward and backward, in fp32 and bf16; at 256 (batch 4 at 8x8) fp32 was slower."""
+measured 1.1-4x faster there, forward and backward, in fp32 and bf16; at 256 (batch 4 with 8x8 outputs) fp32
+was slower."""
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
