@@ -43,6 +43,11 @@ def timed(timing: Timing, fn: Callable[[], object]) -> None:
     timing.cpu_ratios.append((time.process_time() - start_cpu) / wall)
 
 
+SETTLE_SECONDS = 0.05
+"""Idle time after each timed call, outside the timing: ONNX Runtime's threads keep spinning for a while after a
+call returns, and without the pause they took the cores from whichever variant ran next (measured 10-40% slower)."""
+
+
 def interleave(variants: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, Timing]:
     """Runs each variant `warmup` times, then round-robin `repeats` times, so drift of a noisy host hits all."""
     for fn in variants.values():
@@ -52,6 +57,7 @@ def interleave(variants: dict[str, Callable[[], object]], repeats: int, warmup: 
     for _ in range(repeats):
         for name, fn in variants.items():
             timed(timings[name], fn)
+            time.sleep(SETTLE_SECONDS)
     return timings
 
 
