@@ -17,24 +17,31 @@ from pix2pix.models.layers import (
 )
 
 
-@pytest.mark.parametrize("batch, height, width, bias",
-                         [(2, 1, 1, True), (2, 2, 3, False), (4, 8, 8, True), (1, 16, 16, False)])
-def test_upconv_matmul_path_equals_conv_transpose(batch, height, width, bias):
-    assert batch * height * width <= MATMUL_MAX_COLUMNS
-    torch.manual_seed(0)
-    fast = UpConv(24, 8, 4, stride=2, padding=1, bias=bias)
-    reference = nn.ConvTranspose2d(24, 8, 4, stride=2, padding=1, bias=bias)
+def assert_same_values_and_gradients(fast: nn.Module, reference: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`fast` (with `reference`'s parameters) gives the same output, input gradient and weight gradient."""
     reference.load_state_dict(fast.state_dict())
-    x = torch.randn(batch, 24, height, width, requires_grad=True)
+    x = x.requires_grad_()
     x_ref = x.detach().clone().requires_grad_()
     out, expected = fast(x), reference(x_ref)
-    assert out.shape == expected.shape == (batch, 8, 2 * height, 2 * width)
+    assert out.shape == expected.shape
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     grad = torch.randn_like(out)
     out.backward(grad)
     expected.backward(grad)
     torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast.weight.grad, reference.weight.grad, atol=1e-4, rtol=1e-5)
+    return out
+
+
+@pytest.mark.parametrize("batch, height, width, bias",
+                         [(2, 1, 1, True), (2, 2, 3, False), (4, 8, 8, True), (1, 16, 16, False)])
+def test_upconv_matmul_path_equals_conv_transpose(batch, height, width, bias):
+    assert batch * height * width <= MATMUL_MAX_COLUMNS
+    torch.manual_seed(0)
+    out = assert_same_values_and_gradients(UpConv(24, 8, 4, stride=2, padding=1, bias=bias),
+                                           nn.ConvTranspose2d(24, 8, 4, stride=2, padding=1, bias=bias),
+                                           torch.randn(batch, 24, height, width))
+    assert out.shape == (batch, 8, 2 * height, 2 * width)
 
 
 @pytest.mark.parametrize("shape, matmul", [((1, 4, 16, 16), True), ((1, 4, 17, 16), False),
@@ -53,19 +60,10 @@ def test_upconv_takes_pytorchs_path_beyond_the_matmul_columns(monkeypatch, shape
                                                         (1, 5, 7, False)])
 def test_downconv_matmul_path_equals_conv2d(batch, height, width, bias):
     torch.manual_seed(0)
-    fast = DownConv(24, 8, 4, stride=2, padding=1, bias=bias)
-    reference = nn.Conv2d(24, 8, 4, stride=2, padding=1, bias=bias)
-    reference.load_state_dict(fast.state_dict())
-    x = torch.randn(batch, 24, height, width, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_()
-    out, expected = fast(x), reference(x_ref)
-    assert out.shape == expected.shape and out.shape[0] * out.shape[2] * out.shape[3] <= CONV_MATMUL_MAX_COLUMNS
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
-    grad = torch.randn_like(out)
-    out.backward(grad)
-    expected.backward(grad)
-    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, atol=1e-4, rtol=1e-5)
+    out = assert_same_values_and_gradients(DownConv(24, 8, 4, stride=2, padding=1, bias=bias),
+                                           nn.Conv2d(24, 8, 4, stride=2, padding=1, bias=bias),
+                                           torch.randn(batch, 24, height, width))
+    assert out.shape[0] * out.shape[2] * out.shape[3] <= CONV_MATMUL_MAX_COLUMNS
 
 
 @pytest.mark.parametrize("shape, matmul", [((1, 4, 16, 16), True), ((1, 4, 18, 16), False),
