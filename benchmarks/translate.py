@@ -10,8 +10,9 @@ Per image means the whole job of `pix2pix translate` with the model loaded once:
 the PNG. The baseline does it the straightforward way: PyTorch's own layers, `torch.no_grad`, Pillow in and out.
 The project's variants: the torch backend (in eval mode also on a copy with batch norm folded into the
 convolutions, to show what folding gives there), the torch backend in bf16 (and fp16) where the device runs it
-natively (`--precision`), and the ONNX Runtime backend, exported once into a run folder (the time of that export is
-printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
+natively (`--precision`), each of those compiled (`--compile`; the compile time is printed, from an empty
+TorchInductor cache and from a filled one), and the ONNX Runtime backend, exported once into a run folder (the time
+of that export is printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
 process, so that its peak memory (max RSS) is its own.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_cache_")  # compile times from cold
+import torch  # noqa: E402
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -108,10 +112,27 @@ def low_precisions(device: torch.device) -> list[str]:
     return runnable
 
 
+def compiled_name(precision: str) -> str:
+    return "torch, compiled" if precision == "fp32" else f"torch {precision}, compiled"
+
+
+def compiled_translator(run: RunDir, mode: str, device: torch.device, precision: str, source: Path, out: Path,
+                        compile_seconds: dict) -> Translator:
+    """A compiled translator, compiled on `source`'s size. Compiled twice: the first compile fills TorchInductor's
+    cache on disk (what the first run on a machine pays), the second finds it filled (what later runs pay)."""
+    for cache in ("empty cache", "filled cache"):
+        translator = Translator.load(run.path, mode=mode, seed=0, device=str(device), precision=precision,
+                                     compiled=True)
+        start = time.perf_counter()
+        translate_files(translator, [source], out)
+        compile_seconds[f"{mode} {precision}, {cache}"] = round(time.perf_counter() - start, 1)
+    return translator
+
+
 def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path, device: torch.device,
-             precisions: list[str]) -> dict[str, tuple[str, Callable]]:
+             precisions: list[str], compile_seconds: dict) -> dict[str, tuple[str, Callable]]:
     """Name -> (mode, one whole-file translation). Each ends by copying the output to the CPU, so a GPU's work is
-    finished inside the timing."""
+    finished inside the timing. Fills `compile_seconds`."""
     found = {}
     for mode in ("eval", "paper"):
         found[f"naive {mode}"] = (mode, lambda m=mode: naive_translate(naive, m, source, out / "naive.png"))
@@ -122,6 +143,8 @@ def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path, devic
         for precision in precisions:
             translators[f"torch {precision}"] = Translator.load(run.path, mode=mode, seed=0, device=str(device),
                                                                 precision=precision)
+        for precision in ("fp32", *precisions):
+            translators[compiled_name(precision)] = compiled_translator(run, mode, device, precision, source, out, compile_seconds)
         for backend, translator in translators.items():
             found[f"pix2pix {mode}, {backend}"] = (mode, lambda t=translator: translate_files(t, [source], out))
     return found
@@ -137,7 +160,8 @@ def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int,
                  if "onnx" in backends(device) else {})
     (folder / "out").mkdir()
     precisions = low_precisions(device)
-    named = variants(run, naive.to(device), source, folder / "out", device, precisions)
+    compile_seconds: dict[str, float] = {}
+    named = variants(run, naive.to(device), source, folder / "out", device, precisions, compile_seconds)
     peak = matmul_peak(device=device)
     timings = interleave({name: fn for name, (_, fn) in named.items()}, repeats)
     rows = []
@@ -149,7 +173,8 @@ def compare(run: RunDir, naive: torch.nn.Module, size: int, repeats: int,
                      "cpu/wall": f"{statistics.median(timing.cpu_ratios):.2f}",
                      "walls": timing.walls, "matmul_peak_gflops": peak})
     warn_if_starved(timings, device)
-    return rows, {"first_use_seconds": first_use, "matmul_peak_gflops": round(peak, 1),
+    return rows, {"first_use_seconds": first_use, "compile_seconds": compile_seconds,
+                  "matmul_peak_gflops": round(peak, 1),
                   "stages": stages(run, source, folder / "stages", repeats, device, precisions)}
 
 
@@ -162,6 +187,9 @@ def stages(run: RunDir, source: Path, out: Path, repeats: int, device: torch.dev
     for precision in precisions:
         translators[f"torch {precision}"] = Translator.load(run.path, mode="eval", device=str(device),
                                                             precision=precision)
+    for precision in ("fp32", *precisions):
+        translators[compiled_name(precision)] = Translator.load(run.path, mode="eval", device=str(device), precision=precision,
+                                            compiled=True)
     return [stage_times(name, translator, source, out, repeats) for name, translator in translators.items()]
 
 
@@ -305,7 +333,8 @@ def main() -> None:
     rows, extra = compare(run, naive, args.size, args.repeats, device)
     print_table(rows, ["variant", "size", "s/image", "spread", "speedup", "cpu/wall"])
     print(f"\nONNX backend, first use (s): {extra['first_use_seconds']}; matmul peak on {device} "
-          f"{extra['matmul_peak_gflops']} GFLOP/s\n")
+          f"{extra['matmul_peak_gflops']} GFLOP/s")
+    print(f"--compile, first image (s): {extra['compile_seconds']}\n")
     print_table(extra["stages"], list(extra["stages"][0]))
     if args.ort_options:
         extra["ort_options"] = ort_options(run, args.size, args.repeats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -233,7 +234,8 @@ def test_bf16_translation_is_refused_on_a_cpu_that_would_emulate_it(trained_run)
 def test_translate_command_refuses_precisions_the_device_or_backend_cannot_run(trained_run, tmp_path):
     gradient_image(32, 32).save(tmp_path / "in.png")
     for flags, message in ((["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA or MPS device"),
-                           (["--precision", "bf16", "--backend", "onnx"], "needs --backend torch")):
+                           (["--precision", "bf16", "--backend", "onnx"], "needs --backend torch"),
+                           (["--compile", "--backend", "onnx"], "without --backend onnx")):
         result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
                          *flags)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -247,3 +249,60 @@ def test_translate_command_in_bf16_writes_the_images(trained_run, tmp_path):
                      "--precision", "bf16", "--mode", "eval", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out" / "in.png").size == (40, 30)
+
+
+def test_compiled_translation_matches_eager_in_eval_mode_and_repeats_by_seed_in_paper_mode(trained_run):
+    """An odd size goes through the padding; paper mode keeps dropout and batch statistics inside the compiled
+    code, so its outputs still differ from eval's and between seeds, and repeat for one seed."""
+    image = image_to_batch(gradient_image(45, 37))
+    compiled = Translator.load(trained_run, mode="eval", compiled=True)
+    evaluated = compiled(image)
+    assert torch.allclose(evaluated, Translator.load(trained_run, mode="eval")(image), atol=1e-4)
+    compiled.mode, compiled.seed = "paper", 3
+    first = compiled(image)
+    assert torch.equal(compiled(image), first)
+    assert not torch.allclose(first, evaluated, atol=1e-3)
+    compiled.seed = 4
+    assert not torch.allclose(compiled(image), first, atol=1e-3)
+
+
+@native_bf16
+def test_compiled_bf16_translation_stays_close_to_fp32(trained_run):
+    image = image_to_batch(gradient_image(40, 30))
+    output = Translator.load(trained_run, mode="eval", precision="bf16", compiled=True)(image)
+    assert (output - Translator.load(trained_run, mode="eval")(image)).abs().max() < 0.02
+
+
+def compile_without_a_cxx_compiler(translator: Translator, image: torch.Tensor) -> None:
+    import torch._inductor.config as inductor_config
+
+    from pix2pix.inference import CompileError
+
+    with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": ("/no/such/compiler",)}):
+        with pytest.raises(CompileError, match="C\\+\\+ compiler"):
+            translator(image)
+
+
+def test_compiling_without_a_cxx_compiler_is_a_clear_error(trained_run):
+    compile_without_a_cxx_compiler(Translator.load(trained_run, mode="eval", compiled=True),
+                                   image_to_batch(gradient_image(32, 32)))
+
+
+def test_every_compiled_translator_in_a_process_is_compiled_past_pytorchs_default_limit(trained_run):
+    """PyTorch compiles at most 8 variants of one function by default, then silently runs the rest uncompiled; a
+    ninth translator must still compile (shown by its failing without a compiler)."""
+    image = image_to_batch(gradient_image(32, 32))
+    for _ in range(8):
+        Translator.load(trained_run, mode="eval", compiled=True)(image)
+    compile_without_a_cxx_compiler(Translator.load(trained_run, mode="eval", compiled=True), image)
+
+
+def test_translate_command_compiled_writes_what_the_eager_translator_gives(trained_run, tmp_path):
+    image = gradient_image(40, 30)
+    image.save(tmp_path / "in.png")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
+                     "--compile", "--mode", "eval", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    written = torch.tensor(np.asarray(Image.open(tmp_path / "out" / "in.png")), dtype=torch.int16)
+    expected = torch.tensor(np.asarray(Translator.load(trained_run, mode="eval")(image)), dtype=torch.int16)
+    assert (written - expected).abs().max() <= 1

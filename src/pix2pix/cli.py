@@ -25,10 +25,11 @@ from pix2pix.data.dataset import detect_channels, find_pairs, split_folder
 from pix2pix.data.images import DataError
 from pix2pix.devices import DEVICE_HELP, DeviceError
 from pix2pix.export import ExportError
+from pix2pix.inference import CompileError
 from pix2pix.runs import RunDir, RunError
 from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
 
-USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError)
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -123,7 +124,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     tiling = Tiling(tile=args.tile, overlap=args.overlap, memory_budget_gib=args.memory_budget)
     translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling,
-                                 backend=args.backend, precision=args.precision)
+                                 backend=args.backend, precision=args.precision, compiled=args.compile)
     summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
     rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
     if rows:
@@ -201,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the generator's number type (torch backend): bf16 on GPUs and CPUs with native bf16 "
                                 "(AVX-512 bf16, AMX), fp16 on GPUs; faster there, 8-bit outputs within one level of "
                                 "fp32's")
+    translate.add_argument("--compile", action="store_true",
+                           help="compile the generator with TorchInductor (torch backend), its weights frozen in: "
+                                "seconds to a minute at the first image of each padded size, then faster per "
+                                "image (docs/performance.md); pays off for many images of one size")
     translate.set_defaults(handler=cmd_translate)
 
     export = commands.add_parser("export", help="write a run's generator as ONNX, for ONNX Runtime and others",

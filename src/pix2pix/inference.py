@@ -29,6 +29,8 @@ from pix2pix.data.images import (
 from pix2pix.devices import AUTOCAST_DTYPES, check_precision, memory_format, resolve_device
 from pix2pix.export import ExportError
 from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode
+from pix2pix.models.generator import run_padded
+from pix2pix.models.layers import with_plain_convolutions
 from pix2pix.runs import RunDir, RunError
 
 BYTES_PER_PIXEL_PER_NGF = 10
@@ -36,6 +38,41 @@ BYTES_PER_PIXEL_PER_NGF = 10
 at ngf 64 for 1024x1024 and 2048x2048 inputs on CPU)."""
 
 BACKENDS = ("torch", "onnx")
+
+
+COMPILED_VARIANTS_LIMIT = 64
+"""Every compiled translator in a process, in each mode, precision and input shape, adds one variant of
+`UNetGenerator.forward`; past this many, later ones run uncompiled (with a warning). PyTorch's default of 8 was
+reached by a process holding a few models."""
+
+
+class CompileError(RuntimeError):
+    """TorchInductor could not compile the generator (on CPU it needs a C++ compiler)."""
+
+
+def compile_for_inference(generator: UNetGenerator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The generator compiled by TorchInductor with its weights frozen in as constants: they are prepared once
+    (packed into oneDNN's layouts on CPU) instead of at every call, and in eval mode batch norm folds into the
+    convolutions. Compiled at the first call for each input shape and test mode (seconds to a minute; TorchInductor
+    caches the result on disk for later processes); weights changed afterwards are not seen. PyTorch's own
+    convolutions compile to faster code than `DownConv`/`UpConv`'s matmuls, so `generator` is turned back to them
+    in place."""
+    import torch._dynamo.config as dynamo_config
+    import torch._dynamo.exc
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(with_plain_convolutions(generator), dynamic=False)
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        try:
+            with inductor_config.patch(freezing=True), dynamo_config.patch(recompile_limit=COMPILED_VARIANTS_LIMIT):
+                return compiled(batch)
+        except torch._dynamo.exc.BackendCompilerFailed as err:
+            reason = str(err).strip().splitlines()[0]
+            raise CompileError(f"--compile: TorchInductor could not compile the generator ({reason}); on a CPU it "
+                               "needs a C++ compiler such as g++; or leave out --compile") from err
+
+    return forward
 
 
 @dataclass(frozen=True)
@@ -104,12 +141,14 @@ class Translator:
     first call in each mode and kept in the run folder, so load new weights into a new Translator.
     `precision="bf16"` (or `"fp16"` on a GPU) holds the generator's weights and activations in that type: faster
     where the device computes in it natively, with 8-bit outputs within one level of fp32's; the generator given is
-    converted in place.
+    converted in place. `compiled=True` runs it through `compile_for_inference` (torch backend): it pays for its
+    compile time when many images share a size.
     """
 
     def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",
                  seed: int | None = None, device: torch.device | str = "cpu", tiling: Tiling = Tiling(),
-                 backend: str = "torch", run: RunDir | None = None, precision: str = "fp32") -> None:
+                 backend: str = "torch", run: RunDir | None = None, precision: str = "fp32",
+                 compiled: bool = False) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         if precision not in PRECISIONS:
@@ -120,6 +159,8 @@ class Translator:
                               "use --device cpu, or --backend torch on this device")
         if backend == "onnx" and precision != "fp32":
             raise ExportError(f"--backend onnx computes in fp32; --precision {precision} needs --backend torch")
+        if backend == "onnx" and compiled:
+            raise ExportError("--compile compiles the torch backend; use it without --backend onnx")
         check_precision(self.device, precision)
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
         self.memory_format = memory_format(self.device, config.train.memory_format)
@@ -130,12 +171,13 @@ class Translator:
         self.tiling = tiling
         self.backend = backend
         self.run = run
+        self._network = compile_for_inference(self.generator) if compiled else self.generator
         self._forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     @classmethod
     def load(cls, run_dir: Path | str, mode: str = "paper", seed: int | None = None,
              device: str = "cpu", tiling: Tiling = Tiling(), backend: str = "torch",
-             precision: str = "fp32") -> Translator:
+             precision: str = "fp32", compiled: bool = False) -> Translator:
         """Rebuilds the generator from the run's saved config and latest weights; no flags need repeating."""
         run = RunDir(run_dir)
         config = run.load_config()
@@ -146,7 +188,7 @@ class Translator:
             raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
         if backend == "onnx" and device == "auto":
             device = "cpu"
-        return cls(generator, config, mode, seed, resolve_device(device), tiling, backend, run, precision)
+        return cls(generator, config, mode, seed, resolve_device(device), tiling, backend, run, precision, compiled)
 
     @property
     def input_mode(self) -> str:
@@ -192,7 +234,8 @@ class Translator:
 
     def _torch_forward(self, mode: str, batch: torch.Tensor) -> torch.Tensor:
         with translation_mode(self.generator, mode):
-            output = self.generator.forward_any_size(batch.to(self.dtype, memory_format=self.memory_format))
+            batch = batch.to(self.dtype, memory_format=self.memory_format)
+            output = run_padded(self._network, batch, self.generator.multiple)
         return output.float()
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
