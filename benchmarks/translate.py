@@ -144,7 +144,8 @@ def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path, devic
             translators[f"torch {precision}"] = Translator.load(run.path, mode=mode, seed=0, device=str(device),
                                                                 precision=precision)
         for precision in ("fp32", *precisions):
-            translators[compiled_name(precision)] = compiled_translator(run, mode, device, precision, source, out, compile_seconds)
+            translators[compiled_name(precision)] = compiled_translator(run, mode, device, precision, source, out,
+                                                                        compile_seconds)
         for backend, translator in translators.items():
             found[f"pix2pix {mode}, {backend}"] = (mode, lambda t=translator: translate_files(t, [source], out))
     return found
@@ -188,8 +189,8 @@ def stages(run: RunDir, source: Path, out: Path, repeats: int, device: torch.dev
         translators[f"torch {precision}"] = Translator.load(run.path, mode="eval", device=str(device),
                                                             precision=precision)
     for precision in ("fp32", *precisions):
-        translators[compiled_name(precision)] = Translator.load(run.path, mode="eval", device=str(device), precision=precision,
-                                            compiled=True)
+        translators[compiled_name(precision)] = Translator.load(run.path, mode="eval", device=str(device),
+                                                                precision=precision, compiled=True)
     return [stage_times(name, translator, source, out, repeats) for name, translator in translators.items()]
 
 
