@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ torch.set_num_threads(1)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 """For the checks of the GPU paths, which run where a GPU is."""
+
+needs_cxx = pytest.mark.skipif(not any(shutil.which(cxx) for cxx in (os.environ.get("CXX"), "g++") if cxx),
+                               reason="TorchInductor (--compile) needs a C++ compiler")
+"""For the checks of compiled translation, which TorchInductor builds with the C++ compiler it finds (CXX or g++)."""
 
 TINY = {"crop_size": 32, "load_size": 36, "ngf": 8, "ndf": 8, "batch_size": 2, "n_epochs": 2, "n_epochs_decay": 1,
         "num_workers": 0, "log_every": 1, "save_every": 0, "num_samples": 2, "val_images": 4}

@@ -13,7 +13,7 @@ from PIL import Image
 from pix2pix import Translator
 from pix2pix.runs import RunError
 from pix2pix.training.loop import train
-from tests.conftest import needs_cuda
+from tests.conftest import needs_cuda, needs_cxx
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,7 @@ def test_translate_command_in_bf16_writes_the_images(trained_run, tmp_path):
     assert Image.open(tmp_path / "out" / "in.png").size == (40, 30)
 
 
+@needs_cxx
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_compiled_translation_matches_eager_in_eval_mode_and_repeats_by_seed_in_paper_mode(trained_run, device):
     """An odd size goes through the padding; paper mode keeps dropout and batch statistics inside the compiled
@@ -271,6 +272,7 @@ def test_compiled_translation_matches_eager_in_eval_mode_and_repeats_by_seed_in_
 
 
 @native_bf16
+@needs_cxx
 def test_compiled_bf16_translation_stays_close_to_fp32(trained_run):
     image = image_to_batch(gradient_image(40, 30))
     output = Translator.load(trained_run, mode="eval", precision="bf16", compiled=True)(image)
@@ -292,6 +294,7 @@ def test_compiling_without_a_cxx_compiler_is_a_clear_error(trained_run):
                                    image_to_batch(gradient_image(32, 32)))
 
 
+@needs_cxx
 def test_every_compiled_translator_in_a_process_is_compiled_past_pytorchs_default_limit(trained_run):
     """PyTorch compiles at most 8 variants of one function by default, then silently runs the rest uncompiled; a
     ninth translator must still compile (shown by its failing without a compiler)."""
@@ -301,6 +304,7 @@ def test_every_compiled_translator_in_a_process_is_compiled_past_pytorchs_defaul
     compile_without_a_cxx_compiler(Translator.load(trained_run, mode="eval", compiled=True), image)
 
 
+@needs_cxx
 def test_translate_command_compiled_writes_what_the_eager_translator_gives(trained_run, tmp_path):
     image = gradient_image(40, 30)
     image.save(tmp_path / "in.png")
