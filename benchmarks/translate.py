@@ -12,8 +12,9 @@ The project's variants: the torch backend (in eval mode also on a copy with batc
 convolutions, to show what folding gives there), the torch backend in bf16 (and fp16) where the device runs it
 natively (`--precision`), each of those compiled (`--compile`; the compile time is printed, from an empty
 TorchInductor cache and from a filled one), and the ONNX Runtime backend, exported once into a run folder (the time
-of that export is printed). Variants run interleaved in one process. `--sizes` runs each size in a fresh
-process, so that its peak memory (max RSS) is its own.
+of that export is printed). Variants run interleaved in one process. `--sizes` times the torch and ONNX backends
+and the compiled variants on one image of each size, each in a fresh process, so that its peak memory (max RSS) is
+its own.
 """
 
 from __future__ import annotations
@@ -279,21 +280,31 @@ def warn_if_starved(timings: dict, device: torch.device) -> None:
               "not representative.", file=sys.stderr)
 
 
-def one_size(size: int, backend: str, device: str) -> dict:
-    """Translates one image of `size` x `size` (tiled when over the memory budget), in this process. The ONNX
-    backend exports on a small image first, so that the time is the translation's alone. On a GPU, the peak is
-    the GPU memory torch allocated."""
+SIZE_VARIANTS = {"torch": {}, "onnx": {"backend": "onnx"}, "torch, compiled": {"compiled": True},
+                 "torch bf16, compiled": {"precision": "bf16", "compiled": True}}
+"""The variants timed against image size, as `Translator` settings."""
+
+
+def size_variants(device: torch.device) -> list[str]:
+    names = ["torch", "onnx"] if device.type == "cpu" else ["torch"]
+    return names + [compiled_name(precision) for precision in ("fp32", *low_precisions(device)) if precision != "fp16"]
+
+
+def one_size(size: int, variant: str, device: str) -> dict:
+    """Translates one image of `size` x `size` (tiled when over the memory budget), in this process. First one
+    piece of that size (the whole image, or one tile) goes through, so that the ONNX export or the compile is not
+    in the time. On a GPU, the peak is the GPU memory torch allocated."""
     config = RunConfig()
     torch.manual_seed(0)
-    translator = Translator(build_generator(config), config, mode="eval", device=device, backend=backend)
+    translator = Translator(build_generator(config), config, mode="eval", device=device, **SIZE_VARIANTS[variant])
     folder = Path(tempfile.mkdtemp())
-    translator(torch.zeros(1, 3, 256, 256))
     source = test_image(folder, size)
     tile = translator.tile_size(torch.zeros(1, 3, size, size))
+    translator(torch.zeros(1, 3, tile or size, tile or size))
     start = time.perf_counter()
     translate_files(translator, [source], folder / "out")
     seconds = time.perf_counter() - start
-    row = {"size": size, "backend": backend, "seconds": round(seconds, 2), "tile": tile or "whole",
+    row = {"size": size, "variant": variant, "seconds": round(seconds, 2), "tile": tile or "whole",
            "us/pixel": round(seconds / size**2 * 1e6, 2), "max_rss_mib": round(peak_rss_mib())}
     if translator.device.type == "cuda":
         row["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(translator.device) / 2**20)
@@ -302,9 +313,10 @@ def one_size(size: int, backend: str, device: str) -> dict:
 
 def size_table(sizes: list[int], device: torch.device) -> list[dict]:
     rows = []
+    variants = size_variants(device)
     for size in sizes:
-        for backend in backends(device):
-            child = subprocess.run([sys.executable, __file__, "--one-size", str(size), backend, str(device)],
+        for variant in variants:
+            child = subprocess.run([sys.executable, __file__, "--one-size", str(size), variant, str(device)],
                                    capture_output=True, text=True, check=True)
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     return rows
@@ -348,7 +360,7 @@ def main() -> None:
     sizes = size_table(args.sizes, device) if args.sizes else []
     if sizes:
         print()
-        print_table(sizes, ["size", "backend", "seconds", "tile", "us/pixel", "max_rss_mib", "gpu_peak_mib"])
+        print_table(sizes, ["size", "variant", "seconds", "tile", "us/pixel", "max_rss_mib", "gpu_peak_mib"])
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     path = write_json(f"translate_{args.size}{suffix}", {"machine": machine(), "device": str(device), "rows": rows,
                                                          **extra, "sizes": sizes})

@@ -38,7 +38,7 @@ PNG_COMPRESS_LEVEL = 1
 _PIXEL_LIMIT = threading.Lock()
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}  # PNG colour type -> channels
-PNG_FILTER_UP = 2
+_PNG_FILTER_UP = 2
 _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
                 8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the transpose that displays it upright
@@ -470,7 +470,7 @@ def _write_png(image: ImageData, tmp: Path, path: Path) -> None:
     samples = pixels.astype(">u2" if image.bit_depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
     rows = samples.copy()
     rows[1:] -= samples[:-1]
-    filters = np.full((height, 1), PNG_FILTER_UP, np.uint8)
+    filters = np.full((height, 1), _PNG_FILTER_UP, np.uint8)
     tmp.write_bytes(_png_bytes(width, height, image.bit_depth, colour, np.hstack([filters, rows])))
 
 
