@@ -7,8 +7,8 @@ Each (seed, precision) is a whole `pix2pix train` run of the demo's configuratio
 width, `pix2pix.demo.demo_config`) on the embedded facades data, and is scored by its held-out L1 (the val split,
 translated in paper mode, as every run records it). GAN training at equal steps differs from seed to seed, so the
 table shows fp32's spread over seeds beside bf16's difference from fp32 at the same seed: a bf16 difference
-inside that spread is not a cost of bf16. Then each fp32 run's val split is translated with `--precision bf16`
-and with fp32, in both test modes, and the 8-bit outputs compared.
+inside that spread is not a cost of bf16. Then each fp32 run's val split is translated with `--precision bf16`,
+with `--compile` (in fp32 and bf16) and plainly in fp32, in both test modes, and the 8-bit outputs compared.
 
 bf16 needs native support (AVX-512 bf16 or AMX) for its speed, not for its numbers. Where the CPU lacks it,
 `pix2pix train` and `translate` refuse bf16 as too slow; this benchmark lifts that refusal to measure the numbers and
@@ -70,22 +70,33 @@ def one_run(data: Path, out: Path, size: int, steps: int, seed: int, precision: 
             "s/it": round(wall / result.step, 3), "cpu/wall": round((time.process_time() - start_cpu) / wall, 2)}
 
 
+TRANSLATION_VARIANTS = {"bf16": {"precision": "bf16"}, "fp32, compiled": {"compiled": True},
+                        "bf16, compiled": {"precision": "bf16", "compiled": True}}
+"""`pix2pix translate` settings whose images are compared with the plain fp32 ones."""
+
+
 def translation_deviation(run: Path, val: Path, seed: int) -> list[dict]:
-    """How far `pix2pix translate --precision bf16` lands from fp32 with the same trained weights: the val split
-    translated in both test modes (paper mode with the same seed) and written as 8-bit PNGs, then compared."""
+    """How far `pix2pix translate --precision bf16` (and `--compile`, with either precision) lands from plain fp32
+    with the same trained weights: the val split translated in both test modes (paper mode with the same seed) and
+    written as 8-bit PNGs, then compared."""
     rows = []
     for mode in ("eval", "paper"):
-        outputs = {}
-        for precision in PRECISIONS:
-            with bf16_allowed():
-                translator = Translator.load(run, mode=mode, seed=0, precision=precision)
-            written = translate_files(translator, [val], run / f"translated_{mode}_{precision}", aligned=True)
-            outputs[precision] = np.stack([np.asarray(Image.open(f.output), dtype=np.int16) for f in written.done])
-        levels = np.abs(outputs["bf16"] - outputs["fp32"])
-        rows.append({"seed": seed, "mode": mode, "images": len(levels), "max levels": int(levels.max()),
-                     "mean levels": round(float(levels.mean()), 4), "values differing": f"{(levels > 0).mean():.2%}",
-                     "values off by > 1": f"{(levels > 1).mean():.3%}"})
+        reference = translated(run, val, mode, "fp32", {})
+        for name, settings in TRANSLATION_VARIANTS.items():
+            levels = np.abs(translated(run, val, mode, name, settings) - reference)
+            rows.append({"seed": seed, "mode": mode, "variant": name, "images": len(levels),
+                         "max levels": int(levels.max()), "mean levels": round(float(levels.mean()), 4),
+                         "values differing": f"{(levels > 0).mean():.2%}",
+                         "values off by > 1": f"{(levels > 1).mean():.3%}"})
     return rows
+
+
+def translated(run: Path, val: Path, mode: str, name: str, settings: dict) -> np.ndarray:
+    """The val split's 8-bit outputs, as `pix2pix translate --aligned` writes them."""
+    with bf16_allowed():
+        translator = Translator.load(run, mode=mode, seed=0, **settings)
+    written = translate_files(translator, [val], run / f"translated_{mode}_{name.replace(', ', '_')}", aligned=True)
+    return np.stack([np.asarray(Image.open(f.output), dtype=np.int16) for f in written.done])
 
 
 def summary(rows: list[dict]) -> dict:
@@ -123,7 +134,7 @@ def main() -> None:
     print_table(rows, ["seed", "precision", "steps", "val L1 at 0", "val L1", "s/it", "cpu/wall"])
     result = summary(rows)
     print(json.dumps(result, indent=2))
-    print("\nTranslating each fp32 run's val split with --precision bf16 against fp32 (8-bit levels):")
+    print("\nTranslating each fp32 run's val split with --precision bf16 and --compile against fp32 (8-bit levels):")
     print_table(deviation, list(deviation[0]))
     payload = {"machine": machine(), "native_bf16": native_bf16(), "size": args.size, "rows": rows,
                "summary": result, "translation_deviation": deviation}
