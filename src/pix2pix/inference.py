@@ -29,6 +29,7 @@ from pix2pix.data.images import (
 from pix2pix.devices import AUTOCAST_DTYPES, check_precision, memory_format, resolve_device
 from pix2pix.export import ExportError
 from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode
+from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
 from pix2pix.models.layers import with_plain_convolutions
 from pix2pix.runs import RunDir, RunError
@@ -50,19 +51,24 @@ class CompileError(RuntimeError):
     """TorchInductor could not compile the generator (on CPU it needs a C++ compiler)."""
 
 
-def compile_for_inference(generator: UNetGenerator) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The generator compiled by TorchInductor with its weights frozen in as constants: they are prepared once
-    (packed into oneDNN's layouts on CPU) instead of at every call, and in eval mode batch norm folds into the
-    convolutions. Compiled at the first call for each input shape and test mode (seconds to a minute; TorchInductor
-    caches the result on disk for later processes); weights changed afterwards are not seen. PyTorch's own
-    convolutions compile to faster code than `DownConv`/`UpConv`'s matmuls, so `generator` is turned back to them
-    in place. Dropout draws its masks with PyTorch's own random ops rather than TorchInductor's, so that a seed
-    gives the same paper-mode images compiled or not (for about 3 ms per 256x256 image)."""
+def compile_for_inference(generator: UNetGenerator, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The generator compiled for one test mode by TorchInductor, with its weights frozen in as constants: they are
+    prepared once (packed into oneDNN's layouts on CPU) instead of at every call. Compiled at the first call for
+    each input shape (seconds to a minute; TorchInductor caches the result on disk for later processes); weights
+    changed afterwards are not seen.
+
+    In eval mode batch norm is folded into the convolutions here, by `fold_batch_norm`, on a copy: TorchInductor's
+    own folding scales a transposed convolution's weights along the wrong axis when its input and output channels
+    are equal, as in the U-Net's innermost layer. PyTorch's own convolutions compile to faster code than
+    `DownConv`/`UpConv`'s matmuls, so the network compiled is turned back to them (in place in paper mode).
+    Dropout draws its masks with PyTorch's own random ops rather than TorchInductor's, so that a seed gives the
+    same paper-mode images compiled or not (for about 3 ms per 256x256 image)."""
     import torch._dynamo.config as dynamo_config
     import torch._dynamo.exc
     import torch._inductor.config as inductor_config
 
-    compiled = torch.compile(with_plain_convolutions(generator), dynamic=False)
+    network = fold_batch_norm(generator) if mode == "eval" else generator
+    compiled = torch.compile(with_plain_convolutions(network), dynamic=False)
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
         try:
@@ -173,7 +179,7 @@ class Translator:
         self.tiling = tiling
         self.backend = backend
         self.run = run
-        self._network = compile_for_inference(self.generator) if compiled else self.generator
+        self.compiled = compiled
         self._forwards: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     @classmethod
@@ -232,12 +238,14 @@ class Translator:
             from pix2pix.export import onnx_generator
 
             return onnx_generator(self.generator, mode, self.run).forward_any_size
-        return functools.partial(self._torch_forward, mode)
+        network = compile_for_inference(self.generator, mode) if self.compiled else self.generator
+        return functools.partial(self._torch_forward, mode, network)
 
-    def _torch_forward(self, mode: str, batch: torch.Tensor) -> torch.Tensor:
+    def _torch_forward(self, mode: str, network: Callable[[torch.Tensor], torch.Tensor],
+                       batch: torch.Tensor) -> torch.Tensor:
         with translation_mode(self.generator, mode):
             batch = batch.to(self.dtype, memory_format=self.memory_format)
-            output = run_padded(self._network, batch, self.generator.multiple)
+            output = run_padded(network, batch, self.generator.multiple)
         return output.float()
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:

@@ -40,16 +40,18 @@ def _foldable(conv: nn.Module, norm: nn.BatchNorm2d) -> bool:
 
 
 def _merge(conv: nn.Conv2d | nn.ConvTranspose2d, norm: nn.BatchNorm2d) -> None:
-    """conv(x) * scale + shift, as one convolution with scaled weights and a shifted bias."""
-    scale = torch.rsqrt(norm.running_var + norm.eps)
+    """conv(x) * scale + shift, as one convolution with scaled weights and a shifted bias, computed in fp32 and
+    rounded once to the weights' type (bf16 weights would otherwise round each step)."""
+    dtype = conv.weight.dtype
+    scale = torch.rsqrt(norm.running_var.float() + norm.eps)
     if norm.weight is not None:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
+        scale = scale * norm.weight.float()
+    shift = -norm.running_mean.float() * scale
     if norm.bias is not None:
-        shift = shift + norm.bias
+        shift = shift + norm.bias.float()
     out_dim = 1 if isinstance(conv, nn.ConvTranspose2d) else 0  # transposed weights are in x out x kh x kw
     shape = [1] * conv.weight.dim()
     shape[out_dim] = -1
-    conv.weight = nn.Parameter(conv.weight * scale.view(shape), requires_grad=False)
-    bias = shift if conv.bias is None else conv.bias * scale + shift
-    conv.bias = nn.Parameter(bias, requires_grad=False)
+    conv.weight = nn.Parameter((conv.weight.float() * scale.view(shape)).to(dtype), requires_grad=False)
+    bias = shift if conv.bias is None else conv.bias.float() * scale + shift
+    conv.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
