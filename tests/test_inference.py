@@ -71,6 +71,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True, text=True)
 
 
+def translate_one_file(run, image: Image.Image, folder, *flags: str) -> subprocess.CompletedProcess:
+    """`pix2pix translate RUN FOLDER/in.png --out FOLDER/out FLAGS...`, the image saved there first."""
+    image.save(folder / "in.png")
+    return run_cli("translate", str(run), str(folder / "in.png"), "--out", str(folder / "out"), *flags)
+
+
 def test_translate_command_writes_outputs_targets_and_a_report(trained_run, facades, tmp_path):
     out = tmp_path / "out"
     result = run_cli("translate", str(trained_run), str(facades / "test"), "--out", str(out), "--aligned",
@@ -198,11 +204,10 @@ def image_to_batch(image: Image.Image) -> torch.Tensor:
 
 
 def test_translate_command_tiles_on_request_and_keeps_the_size(trained_run, tmp_path):
-    gradient_image(300, 217).save(tmp_path / "large.png")
-    result = run_cli("translate", str(trained_run), str(tmp_path / "large.png"), "--out", str(tmp_path / "out"),
-                     "--mode", "eval", "--tile", "64", "--overlap", "16")
+    result = translate_one_file(trained_run, gradient_image(300, 217), tmp_path, "--mode", "eval", "--tile", "64",
+                                "--overlap", "16")
     assert result.returncode == 0, result.stderr
-    assert Image.open(tmp_path / "out" / "large.png").size == (300, 217)
+    assert Image.open(tmp_path / "out" / "in.png").size == (300, 217)
 
 
 native_bf16 = pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
@@ -234,21 +239,18 @@ def test_bf16_translation_is_refused_on_a_cpu_that_would_emulate_it(trained_run)
 
 
 def test_translate_command_refuses_precisions_the_device_or_backend_cannot_run(trained_run, tmp_path):
-    gradient_image(32, 32).save(tmp_path / "in.png")
     for flags, message in ((["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA or MPS device"),
                            (["--precision", "bf16", "--backend", "onnx"], "needs --backend torch"),
                            (["--compile", "--backend", "onnx"], "without --backend onnx")):
-        result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
-                         *flags)
+        result = translate_one_file(trained_run, gradient_image(32, 32), tmp_path, *flags)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "out").exists()
 
 
 @native_bf16
 def test_translate_command_in_bf16_writes_the_images(trained_run, tmp_path):
-    gradient_image(40, 30).save(tmp_path / "in.png")
-    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
-                     "--precision", "bf16", "--mode", "eval", "--device", "cpu")
+    result = translate_one_file(trained_run, gradient_image(40, 30), tmp_path, "--precision", "bf16", "--mode", "eval",
+                                "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out" / "in.png").size == (40, 30)
 
@@ -322,9 +324,7 @@ def test_every_compiled_translator_in_a_process_is_compiled_past_pytorchs_defaul
 @needs_cxx
 def test_translate_command_compiled_writes_what_the_eager_translator_gives(trained_run, tmp_path):
     image = gradient_image(40, 30)
-    image.save(tmp_path / "in.png")
-    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
-                     "--compile", "--mode", "eval", "--device", "cpu")
+    result = translate_one_file(trained_run, image, tmp_path, "--compile", "--mode", "eval", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     written = torch.tensor(np.asarray(Image.open(tmp_path / "out" / "in.png")), dtype=torch.int16)
     expected = torch.tensor(np.asarray(Translator.load(trained_run, mode="eval")(image)), dtype=torch.int16)
