@@ -91,9 +91,10 @@ class TrainConfig:
                            "each process takes the GPU of its local rank")
     precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
                               "fp16 autocast with a gradient scaler (CUDA)", PRECISIONS)
-    memory_format: str = _setting("auto", "tensor layout of both nets: auto (channels_last on CUDA, which cuDNN's "
-                                  "mixed-precision convolutions prefer; NCHW elsewhere, faster on CPU), "
-                                  "channels_last or contiguous", MEMORY_FORMATS)
+    memory_format: str = _setting("auto", "tensor layout of the nets: auto (channels_last on CUDA, which cuDNN's "
+                                  "mixed-precision convolutions prefer; on CPU, channels_last for D's activations "
+                                  "and NCHW for G's, the fastest there), channels_last or contiguous; on CPU the "
+                                  "weights stay NCHW", MEMORY_FORMATS)
     save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)")
     keep_checkpoints: int = _setting(2, "how many full checkpoints to keep")
     log_every: int = _setting(10, "average and log the losses every N iterations")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 DEVICE_HELP = "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps"
@@ -39,12 +41,33 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def memory_format(device: torch.device, setting: str) -> torch.memory_format:
-    """The layout for the nets' weights and inputs: `auto` is channels_last on CUDA, where cuDNN runs
-    convolutions (tensor cores under autocast) in NHWC, and NCHW elsewhere: on CPU channels_last made a training
-    step slower (docs/performance.md)."""
+    """The generator's layout (a translator's weights and inputs): `auto` is channels_last on CUDA, where cuDNN runs
+    convolutions (tensor cores under autocast) in NHWC, and NCHW elsewhere: on CPU a channels_last generator made
+    a training step slower (docs/performance.md)."""
     if setting == "auto":
         setting = "channels_last" if device.type == "cuda" else "contiguous"
     return torch.channels_last if setting == "channels_last" else torch.contiguous_format
+
+
+@dataclass(frozen=True)
+class TrainingLayouts:
+    """Where a training step keeps its tensors: each net's activations, and the weights of both."""
+
+    generator: torch.memory_format
+    discriminator: torch.memory_format
+    weights: torch.memory_format
+
+
+def training_layouts(device: torch.device, setting: str) -> TrainingLayouts:
+    """`auto` on CPU runs D on channels_last activations and G on NCHW ones: oneDNN's NHWC kernels make D's
+    convolutions faster, while G's skip concatenations and small matmul layers lose more in NHWC than its
+    convolutions gain (docs/performance.md). On CPU the weights stay NCHW in every setting, since oneDNN follows
+    the input's layout and NHWC weights cost copies in the matmul layers and in fused Adam; elsewhere they
+    follow the setting, as cuDNN wants."""
+    generator = memory_format(device, setting)
+    discriminator = torch.channels_last if setting == "auto" and device.type == "cpu" else generator
+    weights = torch.contiguous_format if device.type == "cpu" else generator
+    return TrainingLayouts(generator, discriminator, weights)
 
 
 def check_precision(device: torch.device, precision: str) -> None:

@@ -1,4 +1,5 @@
-"""channels_last (the layout CUDA gets by default) trains and translates as NCHW does, and survives checkpoints."""
+"""Each memory layout trains and translates as NCHW does and survives checkpoints; each net runs in the layout its
+setting gives it (channels_last on CUDA, and for D on CPU, by default)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from pix2pix.devices import memory_format
+from pix2pix.devices import TrainingLayouts, memory_format, training_layouts
 from pix2pix.inference import Translator
 from pix2pix.models import build_generator
 from pix2pix.training.loop import train
@@ -23,8 +24,23 @@ def test_auto_is_channels_last_on_cuda_only(device, setting, expected):
     assert memory_format(torch.device(device), setting) == expected
 
 
-def four_dim_params(trainer: Pix2PixTrainer) -> list[torch.Tensor]:
-    return [p for net in (trainer.generator, trainer.discriminator) for p in net.parameters() if p.dim() == 4]
+NCHW, NHWC = torch.contiguous_format, torch.channels_last
+
+
+@pytest.mark.parametrize(("device", "setting", "expected"), [
+    ("cpu", "auto", (NCHW, NHWC, NCHW)), ("cpu", "channels_last", (NHWC, NHWC, NCHW)),
+    ("cpu", "contiguous", (NCHW, NCHW, NCHW)), ("cuda", "auto", (NHWC, NHWC, NHWC)),
+    ("cuda", "contiguous", (NCHW, NCHW, NCHW)), ("mps", "auto", (NCHW, NCHW, NCHW))])
+def test_training_layouts_put_only_cpu_activations_of_d_in_channels_last_by_default(device, setting, expected):
+    assert training_layouts(torch.device(device), setting) == TrainingLayouts(*expected)
+
+
+def layout_of(tensor: torch.Tensor) -> torch.memory_format:
+    return NCHW if tensor.is_contiguous() else NHWC if tensor.is_contiguous(memory_format=NHWC) else None
+
+
+def first_conv(net: torch.nn.Module) -> torch.nn.Module:
+    return next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 @pytest.fixture
@@ -37,28 +53,35 @@ def exact_fp32():
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
-def test_channels_last_training_steps_match_nchw(tiny_config, device, exact_fp32):
+def test_every_layout_trains_as_nchw_does_and_the_nets_run_in_their_layouts(tiny_config, device, exact_fp32):
     torch.manual_seed(0)
     batches = [{"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
                for _ in range(3)]
-    trainers = {}
-    for layout in ("contiguous", "channels_last"):
+    trainers, seen = {}, {}
+    for setting in ("contiguous", "channels_last", "auto"):
         torch.manual_seed(1)
-        trainers[layout] = Pix2PixTrainer(tiny_config.updated({"memory_format": layout, "dropout": 0.0}),
-                                          torch.device(device))
+        trainer = Pix2PixTrainer(tiny_config.updated({"memory_format": setting, "dropout": 0.0}), torch.device(device))
+        trainers[setting] = trainer
+        for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+            first_conv(net).register_forward_pre_hook(
+                lambda _, args, key=(setting, name): seen.setdefault(key, set()).add(layout_of(args[0])))
     start = [p.detach().clone() for p in trainers["contiguous"].parameters()]
     for batch in batches:  # on CPU, moved to the device by the step
-        losses = {layout: trainer.step(batch) for layout, trainer in trainers.items()}
-        for name, value in losses["contiguous"].items():
-            assert torch.allclose(losses["channels_last"][name], value, rtol=1e-4, atol=1e-5), name
-    assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-               for p in four_dim_params(trainers["channels_last"]) if min(p.shape[2:]) > 1)
-    moved = 0.0
-    for plain, last, before in zip(trainers["contiguous"].parameters(), trainers["channels_last"].parameters(), start,
-                                   strict=True):
-        assert torch.allclose(last, plain, atol=1e-5), (last - plain).abs().max()
-        moved = max(moved, (plain - before).abs().max().item())
-    assert moved > 1e-4
+        losses = {setting: trainer.step(batch) for setting, trainer in trainers.items()}
+        for setting in ("channels_last", "auto"):
+            for name, value in losses["contiguous"].items():
+                assert torch.allclose(losses[setting][name], value, rtol=1e-4, atol=1e-5), (setting, name)
+    for setting, trainer in trainers.items():
+        layouts = training_layouts(torch.device(device), setting)
+        assert seen[setting, "generator"] == {layouts.generator}, setting
+        assert seen[setting, "discriminator"] == {layouts.discriminator}, setting
+        assert all(layout_of(p) == layouts.weights for p in trainer.parameters() if p.dim() == 4
+                   and min(p.shape[2:]) > 1), setting
+        moved = 0.0
+        for plain, other, before in zip(trainers["contiguous"].parameters(), trainer.parameters(), start, strict=True):
+            assert torch.allclose(other, plain, atol=1e-5), (setting, (other - plain).abs().max())
+            moved = max(moved, (plain - before).abs().max().item())
+        assert moved > 1e-4
 
 
 def test_a_channels_last_run_saves_resumes_and_translates_as_nchw_does(tiny_config, tmp_path):

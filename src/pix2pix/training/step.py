@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
-from pix2pix.devices import AUTOCAST_DTYPES, memory_format
+from pix2pix.devices import AUTOCAST_DTYPES, training_layouts
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.models import build_discriminator, build_generator
 from pix2pix.training.distributed import SINGLE_PROCESS, Ranks, replicate
@@ -34,9 +34,9 @@ class Pix2PixTrainer(nn.Module):
         self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
         self.conditional = config.model.conditional
         self.device = device
-        self.memory_format = memory_format(device, t.memory_format)
-        self.generator = build_generator(config).to(device, memory_format=self.memory_format)
-        self.discriminator = (build_discriminator(config).to(device, memory_format=self.memory_format)
+        self.layouts = training_layouts(device, t.memory_format)
+        self.generator = build_generator(config).to(device, memory_format=self.layouts.weights)
+        self.discriminator = (build_discriminator(config).to(device, memory_format=self.layouts.weights)
                               if t.gan_mode != "none" else None)
         sync = config.model.norm == "syncbatch"
         self.generator_replica = replicate(self.generator, ranks, device, sync)
@@ -68,13 +68,15 @@ class Pix2PixTrainer(nn.Module):
         return self.optimizers["generator"].param_groups[0]["lr"]
 
     def pair(self, source: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """What D judges: <input, output> concatenated (cGAN), or the output alone (unconditional GAN)."""
-        return torch.cat([source, output], dim=1) if self.conditional else output
+        """What D judges, in D's layout: <input, output> concatenated (cGAN), or the output alone (unconditional
+        GAN)."""
+        judged = torch.cat([source, output], dim=1) if self.conditional else output
+        return judged.contiguous(memory_format=self.layouts.discriminator)
 
     def step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One D step on a real and a fake pair, then one G step; returns the detached loss terms."""
-        source = batch["input"].to(self.device, non_blocking=True, memory_format=self.memory_format)
-        target = batch["target"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        source = batch["input"].to(self.device, non_blocking=True, memory_format=self.layouts.generator)
+        target = batch["target"].to(self.device, non_blocking=True, memory_format=self.layouts.generator)
         with self.autocast():
             fake = self.generator_replica(source)
         terms: dict[str, torch.Tensor] = {}
