@@ -2,6 +2,7 @@
 
     python benchmarks/bf16_quality.py                       # 64x64, 600 steps, seeds 0 and 1
     python benchmarks/bf16_quality.py --size 128 --steps 1500 --seeds 0 1 2
+    python benchmarks/bf16_quality.py --fid-network inception-2015-12-05.pt   # also FID (docs/performance.md)
 
 Each (seed, precision) is a whole `pix2pix train` run of the demo's configuration (the paper's defaults at half
 width, `pix2pix.demo.demo_config`) on the embedded facades data, and is scored by its held-out L1 (the val split,
@@ -10,11 +11,14 @@ table shows fp32's spread over seeds beside bf16's difference from fp32 at the s
 inside that spread is not a cost of bf16. Then each fp32 run's val split is translated with `--precision bf16`,
 with `--compile` (in fp32 and bf16) and plainly in fp32, in both test modes, and the 8-bit outputs compared.
 
+With `--fid-network` (a TorchScript Inception; none ships with pix2pix), each run also translates a held-out test
+split of `--fid-images` pairs (plain fp32, paper mode, seed 0, so that only the training precision differs) and is
+scored by the FID of its outputs against the split's photos.
+
 bf16 needs native support (AVX-512 bf16 or AMX) for its speed, not for its numbers. Where the CPU lacks it,
 `pix2pix train` and `translate` refuse bf16 as too slow; this benchmark lifts that refusal to measure the numbers and
 says so, and its bf16 timings there are not representative (nor bit-identical to a native run's: the kernels sum
-in another order, as fp32's do from one CPU to another). FID is not computed: it needs Inception weights,
-which cannot be downloaded here.
+in another order, as fp32's do from one CPU to another).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from common import machine, print_table, write_json  # noqa: E402
 
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
 from pix2pix.demo import TEST_IMAGES, TRAIN_IMAGES, VAL_IMAGES, demo_config  # noqa: E402
+from pix2pix.evaluation.fid import FIDError, frechet_distance, image_features, load_feature_network  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.training.loop import train  # noqa: E402
 
@@ -99,15 +104,38 @@ def translated(run: Path, val: Path, mode: str, name: str, settings: dict) -> np
     return np.stack([np.asarray(Image.open(f.output), dtype=np.int16) for f in written.done])
 
 
-def summary(rows: list[dict]) -> dict:
-    """bf16 against fp32 at each seed, and fp32's own spread over seeds, as fractions of fp32's mean L1."""
-    l1 = {(r["precision"], r["seed"]): r["val L1"] for r in rows}
+def test_outputs(run: Path, test: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The run's outputs for the test split (plain fp32, paper mode, seed 0), and the split's own photos."""
+    translator = Translator.load(run, mode="paper", seed=0)
+    written = translate_files(translator, [test], run / "translated_test", aligned=True).done
+    return [pixels(f.output) for f in written], [pixels(f.target) for f in written]
+
+
+def add_test_fid(rows: list[dict], scratch: Path, test: Path, network: torch.jit.ScriptModule) -> None:
+    """Each run's FID against the test photos, whose features are computed once."""
+    reference = None
+    for row in rows:
+        outputs, photos = test_outputs(scratch / f"{row['precision']}_seed{row['seed']}", test)
+        if reference is None:
+            reference = image_features(network, photos)
+        row["test FID"] = round(frechet_distance(image_features(network, outputs), reference), 2)
+
+
+def pixels(path: Path) -> torch.Tensor:
+    """An 8-bit RGB file as 3 x H x W in [-1, 1]."""
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+
+def summary(rows: list[dict], metric: str) -> dict:
+    """bf16 against fp32 at each seed, and fp32's own spread over seeds, as fractions of fp32's mean `metric`."""
+    value = {(r["precision"], r["seed"]): r[metric] for r in rows}
     seeds = sorted({r["seed"] for r in rows})
-    fp32 = [l1["fp32", s] for s in seeds]
+    fp32 = [value["fp32", s] for s in seeds]
     mean = statistics.mean(fp32)
-    return {"fp32 mean val L1": round(mean, 4),
-            "bf16 mean val L1": round(statistics.mean(l1["bf16", s] for s in seeds), 4),
-            "bf16 - fp32 per seed (of fp32 mean)": [round((l1["bf16", s] - l1["fp32", s]) / mean, 4) for s in seeds],
+    return {f"fp32 mean {metric}": round(mean, 4),
+            f"bf16 mean {metric}": round(statistics.mean(value["bf16", s] for s in seeds), 4),
+            "bf16 - fp32 per seed (of fp32 mean)": [round((value["bf16", s] - value["fp32", s]) / mean, 4)
+                                                    for s in seeds],
             "fp32 spread over seeds (max - min, of mean)": round((max(fp32) - min(fp32)) / mean, 4)}
 
 
@@ -116,27 +144,38 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--fid-network", type=Path, help="TorchScript Inception file: also score each run by FID")
+    parser.add_argument("--fid-images", type=int, default=200, help="held-out pairs FID is computed on")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    try:
+        network = load_feature_network(args.fid_network) if args.fid_network else None
+    except FIDError as err:
+        sys.exit(f"bf16_quality.py: {err}")
     if not native_bf16():
         print("note: this CPU has no native bf16; bf16 runs with the same rounding but slowly, so its s/it is not "
               "representative", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bf16_quality_") as scratch:
         data = Path(scratch) / "data"
-        generate_facades(data, train=TRAIN_IMAGES, val=VAL_IMAGES, test=TEST_IMAGES, size=args.size, seed=0)
+        generate_facades(data, train=TRAIN_IMAGES, val=VAL_IMAGES, test=args.fid_images if network else TEST_IMAGES,
+                         size=args.size, seed=0)
         rows = [one_run(data, Path(scratch), args.size, args.steps, seed, precision)
                 for seed in args.seeds for precision in PRECISIONS]
+        if network:
+            add_test_fid(rows, Path(scratch), data / "test", network)
         deviation = [row for seed in args.seeds
                      for row in translation_deviation(Path(scratch) / f"fp32_seed{seed}", data / "val", seed)]
-    print_table(rows, ["seed", "precision", "steps", "val L1 at 0", "val L1", "s/it", "cpu/wall"])
-    result = summary(rows)
+    print_table(rows, ["seed", "precision", "steps", "val L1 at 0", "val L1", *(["test FID"] if network else []),
+                       "s/it", "cpu/wall"])
+    result = {"val L1": summary(rows, "val L1"), **({"test FID": summary(rows, "test FID")} if network else {})}
     print(json.dumps(result, indent=2))
     print("\nTranslating each fp32 run's val split with --precision bf16 and --compile against fp32 (8-bit levels):")
     print_table(deviation, list(deviation[0]))
-    payload = {"machine": machine(), "native_bf16": native_bf16(), "size": args.size, "rows": rows,
+    payload = {"machine": machine(), "native_bf16": native_bf16(), "size": args.size,
+               "fid_network": str(args.fid_network) if network else None, "rows": rows,
                "summary": result, "translation_deviation": deviation}
     print(f"\nwrote {write_json(f'bf16_quality_{args.size}', payload)}")
 

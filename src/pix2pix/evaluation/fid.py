@@ -1,0 +1,86 @@
+"""Fréchet Inception Distance (Heusel et al., 2017) between two sets of images.
+
+No Inception weights ship with pix2pix and none are downloaded: the caller names a TorchScript network that maps a
+batch of 299x299 RGB images to one feature vector each (the 2048 pool features, for FID as published). The
+standard one, TensorFlow's Inception of 2015-12-05 as TorchScript, takes pixels scaled as (p - 128) / 128; that is
+the default input range here. docs/performance.md says where to get such a file offline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INCEPTION_SIZE = 299
+TF_INPUT_RANGE = (-1.0, 127 / 128)
+"""What 8-bit pixels 0..255 become as (p - 128) / 128: the input of TensorFlow's Inception, which FID uses."""
+
+
+class FIDError(ValueError):
+    """The feature network cannot be used; the message names its file."""
+
+
+def load_feature_network(path: Path, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
+    """The published FID networks are TorchScript files, which only `torch.jit.load` reads (deprecated, quietly)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            network = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise FIDError(f"{path}: not a TorchScript feature network ({str(err).splitlines()[0]})") from err
+    return network.eval()
+
+
+def image_features(network: torch.jit.ScriptModule, images: Iterable[torch.Tensor], batch_size: int = 25,
+                   input_range: tuple[float, float] = TF_INPUT_RANGE, path: Path | None = None) -> np.ndarray:
+    """Features of RGB images in [-1, 1] (each 3 x H x W, any size), resized bilinearly to 299 x 299 and rescaled
+    to the network's `input_range`; one float64 row per image."""
+    device = next(iter(network.parameters()), torch.empty(0)).device
+    low, high = input_range
+    rows = []
+    batch: list[torch.Tensor] = []
+    for image in [*images, None]:
+        if image is not None:
+            batch.append(F.interpolate(image[None].float(), size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
+                                       align_corners=False))
+        if batch and (image is None or len(batch) == batch_size):
+            scaled = (torch.cat(batch).to(device) + 1) / 2 * (high - low) + low
+            with torch.inference_mode():
+                rows.append(_checked(network(scaled), len(batch), path))
+            batch = []
+    if not rows:
+        raise FIDError("no images to compute features of")
+    return np.concatenate(rows).astype(np.float64)
+
+
+def _checked(features: torch.Tensor, count: int, path: Path | None) -> np.ndarray:
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] != count:
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise FIDError(f"{path or 'the feature network'}: gave {shape} for {count} images, not one feature "
+                       "vector per image")
+    return features.double().cpu().numpy()
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between the Gaussians fitted to two feature sets.
+
+    tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a^(1/2) S_b S_a^(1/2), a symmetric
+    matrix, so two symmetric eigendecompositions give it without a general matrix square root."""
+    if len(features_a) < 2 or len(features_b) < 2:
+        raise FIDError("FID needs at least two images per set")
+    mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
+    cov_a, cov_b = (np.atleast_2d(np.cov(features, rowvar=False)) for features in (features_a, features_b))
+    root_a = _symmetric_sqrt(cov_a)
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
