@@ -42,7 +42,7 @@ from common import machine, print_table, write_json  # noqa: E402
 
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
 from pix2pix.demo import TEST_IMAGES, TRAIN_IMAGES, VAL_IMAGES, demo_config  # noqa: E402
-from pix2pix.evaluation.fid import FIDError, frechet_distance, image_features, load_feature_network  # noqa: E402
+from pix2pix.evaluation.fid import FeatureNetwork, FIDError, frechet_distance  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
 from pix2pix.training.loop import train  # noqa: E402
 
@@ -111,14 +111,14 @@ def test_outputs(run: Path, test: Path) -> tuple[list[torch.Tensor], list[torch.
     return [pixels(f.output) for f in written], [pixels(f.target) for f in written]
 
 
-def add_test_fid(rows: list[dict], scratch: Path, test: Path, network: torch.jit.ScriptModule) -> None:
+def add_test_fid(rows: list[dict], scratch: Path, test: Path, network: FeatureNetwork) -> None:
     """Each run's FID against the test photos, whose features are computed once."""
     reference = None
     for row in rows:
         outputs, photos = test_outputs(scratch / f"{row['precision']}_seed{row['seed']}", test)
         if reference is None:
-            reference = image_features(network, photos)
-        row["test FID"] = round(frechet_distance(image_features(network, outputs), reference), 2)
+            reference = network.features(photos)
+        row["test FID"] = round(frechet_distance(network.features(outputs), reference), 2)
 
 
 def pixels(path: Path) -> torch.Tensor:
@@ -152,7 +152,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     try:
-        network = load_feature_network(args.fid_network) if args.fid_network else None
+        network = FeatureNetwork.load(args.fid_network) if args.fid_network else None
     except FIDError as err:
         sys.exit(f"bf16_quality.py: {err}")
     if not native_bf16():

@@ -10,10 +10,9 @@ from torch import nn
 from pix2pix.evaluation.fid import (
     INCEPTION_SIZE,
     TF_INPUT_RANGE,
+    FeatureNetwork,
     FIDError,
     frechet_distance,
-    image_features,
-    load_feature_network,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -55,11 +54,11 @@ def test_frechet_distance_matches_the_reference_formula_and_is_zero_for_the_same
 
 
 def test_fid_of_images_is_small_within_a_distribution_and_grows_with_a_colour_shift(tmp_path):
-    network = load_feature_network(saved(ColourStatistics(), tmp_path / "features.pt"))
+    network = FeatureNetwork.load(saved(ColourStatistics(), tmp_path / "features.pt"))
     torch.manual_seed(0)
     real, other = (torch.rand(40, 3, 32, 48) * 1.6 - 0.8 for _ in range(2))
     shifted = (other + torch.tensor([0.3, -0.2, 0.0]).view(3, 1, 1)).clamp(-1, 1)
-    features = {name: image_features(network, images, batch_size=16)
+    features = {name: network.features(images, batch_size=16)
                 for name, images in (("real", real), ("other", other), ("shifted", shifted))}
     assert features["real"].shape == (40, 9)
     same = frechet_distance(features["real"], features["other"])
@@ -68,9 +67,9 @@ def test_fid_of_images_is_small_within_a_distribution_and_grows_with_a_colour_sh
 
 
 def test_images_reach_the_network_in_its_input_range(tmp_path):
-    network = load_feature_network(saved(ColourStatistics(), tmp_path / "features.pt"))
+    network = FeatureNetwork.load(saved(ColourStatistics(), tmp_path / "features.pt"))
     black, white = -torch.ones(3, 20, 20), torch.ones(3, 20, 20)
-    means = image_features(network, [black, white])[:, :3]
+    means = network.features([black, white])[:, :3]
     assert means[0] == pytest.approx([TF_INPUT_RANGE[0]] * 3)
     assert means[1] == pytest.approx([TF_INPUT_RANGE[1]] * 3)
     assert INCEPTION_SIZE == 299
@@ -80,15 +79,15 @@ def test_a_file_that_is_no_network_is_refused_with_its_name(tmp_path):
     bad = tmp_path / "inception.pt"
     bad.write_bytes(b"not a network")
     with pytest.raises(FIDError, match="inception.pt: not a TorchScript feature network"):
-        load_feature_network(bad)
+        FeatureNetwork.load(bad)
     with pytest.raises(FIDError, match="missing.pt"):
-        load_feature_network(tmp_path / "missing.pt")
+        FeatureNetwork.load(tmp_path / "missing.pt")
 
 
 def test_a_network_without_one_feature_vector_per_image_is_refused(tmp_path):
-    path = saved(WrongShape(), tmp_path / "wrong.pt")
+    network = FeatureNetwork.load(saved(WrongShape(), tmp_path / "wrong.pt"))
     with pytest.raises(FIDError, match=r"wrong.pt: gave \(2, 299, 299\) for 2 images"):
-        image_features(load_feature_network(path), torch.zeros(2, 3, 8, 8), path=path)
+        network.features(torch.zeros(2, 3, 8, 8))
 
 
 def test_fid_needs_two_images_per_set():

@@ -9,7 +9,8 @@ the default input range here. docs/performance.md says where to get such a file 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,45 +26,56 @@ class FIDError(ValueError):
     """The feature network cannot be used; the message names its file."""
 
 
-def load_feature_network(path: Path, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
-    """The published FID networks are TorchScript files, which only `torch.jit.load` reads (deprecated, quietly)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            network = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise FIDError(f"{path}: not a TorchScript feature network ({str(err).splitlines()[0]})") from err
-    return network.eval()
+@dataclass(frozen=True)
+class FeatureNetwork:
+    """A TorchScript network mapping a batch of 299x299 images to one feature vector each, and its file."""
+
+    module: torch.jit.ScriptModule
+    path: Path
+    input_range: tuple[float, float] = TF_INPUT_RANGE
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | str = "cpu") -> FeatureNetwork:
+        """The published FID networks are TorchScript files, which only `torch.jit.load` reads (deprecated:
+        quietly)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=device)
+        except (RuntimeError, OSError, ValueError) as err:
+            raise FIDError(f"{path}: not a TorchScript feature network ({str(err).splitlines()[0]})") from err
+        return cls(module.eval(), Path(path))
+
+    def features(self, images: Iterable[torch.Tensor], batch_size: int = 25) -> np.ndarray:
+        """Features of RGB images in [-1, 1] (each 3 x H x W, any size), resized bilinearly to 299 x 299 and
+        rescaled to the network's input range; one float64 row per image."""
+        rows = [self._batch_features(batch) for batch in _batches(images, batch_size)]
+        if not rows:
+            raise FIDError("no images to compute features of")
+        return np.concatenate(rows)
+
+    def _batch_features(self, images: list[torch.Tensor]) -> np.ndarray:
+        device = next(iter(self.module.parameters()), torch.empty(0)).device
+        resized = torch.cat([F.interpolate(image[None].float(), size=(INCEPTION_SIZE, INCEPTION_SIZE),
+                                           mode="bilinear", align_corners=False) for image in images])
+        low, high = self.input_range
+        with torch.inference_mode():
+            features = self.module((resized.to(device) + 1) / 2 * (high - low) + low)
+        if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] != len(images):
+            shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+            raise FIDError(f"{self.path}: gave {shape} for {len(images)} images, not one feature vector per image")
+        return features.double().cpu().numpy()
 
 
-def image_features(network: torch.jit.ScriptModule, images: Iterable[torch.Tensor], batch_size: int = 25,
-                   input_range: tuple[float, float] = TF_INPUT_RANGE, path: Path | None = None) -> np.ndarray:
-    """Features of RGB images in [-1, 1] (each 3 x H x W, any size), resized bilinearly to 299 x 299 and rescaled
-    to the network's `input_range`; one float64 row per image."""
-    device = next(iter(network.parameters()), torch.empty(0)).device
-    low, high = input_range
-    rows = []
+def _batches(images: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
     batch: list[torch.Tensor] = []
-    for image in [*images, None]:
-        if image is not None:
-            batch.append(F.interpolate(image[None].float(), size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                                       align_corners=False))
-        if batch and (image is None or len(batch) == batch_size):
-            scaled = (torch.cat(batch).to(device) + 1) / 2 * (high - low) + low
-            with torch.inference_mode():
-                rows.append(_checked(network(scaled), len(batch), path))
+    for image in images:
+        batch.append(image)
+        if len(batch) == size:
+            yield batch
             batch = []
-    if not rows:
-        raise FIDError("no images to compute features of")
-    return np.concatenate(rows).astype(np.float64)
-
-
-def _checked(features: torch.Tensor, count: int, path: Path | None) -> np.ndarray:
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] != count:
-        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-        raise FIDError(f"{path or 'the feature network'}: gave {shape} for {count} images, not one feature "
-                       "vector per image")
-    return features.double().cpu().numpy()
+    if batch:
+        yield batch
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
