@@ -107,3 +107,34 @@ def test_translating_on_cuda_in_channels_last_gives_the_cpus_images(tiny_config,
     assert translators["cuda"].memory_format == torch.channels_last
     image = torch.rand(1, 3, 40, 48) * 2 - 1
     assert torch.allclose(translators["cuda"](image), translators["cpu"](image), atol=1e-4)
+
+
+def test_resumed_adam_state_takes_its_parameters_layout(tiny_config):
+    """A checkpoint keeps the layout it trained in: channels_last on CUDA, NCHW weights on CPU. PyTorch's fused Adam
+    on CPU updates wrongly when a state's layout differs from its parameter's (0.16 off after one step)."""
+    torch.manual_seed(0)
+    trainer = Pix2PixTrainer(tiny_config, torch.device("cpu"))
+    trainer.step({"input": torch.rand(1, 3, 32, 32) * 2 - 1, "target": torch.rand(1, 3, 32, 32) * 2 - 1})
+    state = trainer.training_state()
+    from_cuda = copy.deepcopy(state)
+    for name in trainer.optimizers:
+        for param_state in from_cuda[f"optimizer_{name}"]["state"].values():
+            for key, value in param_state.items():
+                if value.dim() == 4:
+                    param_state[key] = value.contiguous(memory_format=NHWC)
+    resumed = []
+    for saved_state in (state, from_cuda):
+        resumed.append(Pix2PixTrainer(tiny_config, torch.device("cpu")))
+        resumed[-1].load_training_state(saved_state)
+    for opt in resumed[1].optimizers.values():
+        for param, param_state in opt.state.items():
+            assert all(value.stride() == param.stride() for value in param_state.values() if value.dim() == 4)
+    torch.manual_seed(1)
+    gradients = [torch.randn_like(p) for p in resumed[0].parameters()]
+    for trainer in resumed:
+        for param, gradient in zip(trainer.parameters(), gradients, strict=True):
+            param.grad = gradient.clone()
+        for opt in trainer.optimizers.values():
+            opt.step()
+    for plain, from_other_layout in zip(resumed[0].parameters(), resumed[1].parameters(), strict=True):
+        assert torch.allclose(from_other_layout, plain, atol=1e-7)

@@ -131,6 +131,17 @@ class Pix2PixTrainer(nn.Module):
             self.discriminator.load_state_dict(state["discriminator"])
         for name in self.optimizers:
             self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
+            match_parameter_layouts(self.optimizers[name])
             self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])
         if self.scaler.is_enabled():
             self.scaler.load_state_dict(state["grad_scaler"])
+
+
+def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Gives each optimizer state tensor its parameter's memory layout. A checkpoint keeps the layout it trained in
+    (channels_last weights on CUDA, NCHW on CPU), and PyTorch's fused Adam on CPU updates wrongly when a state's
+    layout differs from its parameter's."""
+    for param, param_state in optimizer.state.items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
