@@ -15,13 +15,10 @@ from PIL import Image, ImageOps
 from pix2pix.config import DataConfig
 from pix2pix.data.dataset import PairedDataset, detect_channels, find_pairs
 from pix2pix.data.images import (
-    DEFLATE_PART_BYTES,
-    PNG_COMPRESS_LEVEL,
     DataError,
     ImageData,
     can_convert,
     convert_channels,
-    deflate_in_parts,
     image_to_tensor,
     load_image,
     load_image_data,
@@ -272,25 +269,6 @@ def zlib_levels(path: Path) -> set[int]:
 def test_pngs_are_written_at_the_fast_compression_level(tmp_path, bits):
     save_image(torch.rand(3, 32, 32) * 2 - 1, tmp_path / "out.png", bit_depth=bits)
     assert zlib_levels(tmp_path / "out.png") == {0}
-
-
-@pytest.mark.parametrize("threads", [1, 2, 3, 8])
-def test_deflate_in_parts_is_one_zlib_stream_of_the_data(threads):
-    rng = np.random.default_rng(0)
-    data = (np.cumsum(rng.integers(-2, 3, 5 * DEFLATE_PART_BYTES + 7)) % 256).astype(np.uint8).tobytes()
-    stream = deflate_in_parts(data, PNG_COMPRESS_LEVEL, threads)
-    assert zlib.decompress(stream) == data
-    assert stream[:2] == zlib.compress(b"", PNG_COMPRESS_LEVEL)[:2]
-    assert len(stream) < 1.02 * len(zlib.compress(data, PNG_COMPRESS_LEVEL))
-
-
-def test_a_large_png_compressed_in_parts_reads_back_exactly(tmp_path):
-    pixels = samples(300, 400, 3, 8)
-    assert pixels.nbytes > 2 * DEFLATE_PART_BYTES
-    save_image(image_to_tensor(ImageData.from_pixels(pixels)), tmp_path / "out.png")
-    assert np.array_equal(load_image_data(tmp_path / "out.png").pixels, pixels)
-    with Image.open(tmp_path / "out.png") as image:  # and Pillow, an independent decoder, agrees
-        assert np.array_equal(np.asarray(image), pixels)
 
 
 def test_save_image_writes_multichannel_tiff(tmp_path):

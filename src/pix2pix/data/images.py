@@ -13,7 +13,6 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -35,9 +34,6 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFErro
 PNG_COMPRESS_LEVEL = 1
 """zlib level of every PNG written (OpenCV's default): Pillow's default, 6, took 2-4x as long on 256x256 outputs
 (15-27 ms against 7-9 ms) for files within 10% of the size (docs/performance.md)."""
-
-DEFLATE_PART_BYTES = 1 << 16
-"""The least data a compressing thread gets: below it, starting the thread costs about what it saves."""
 
 _PIXEL_LIMIT = threading.Lock()
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -347,30 +343,8 @@ def _read_png16(path: Path) -> np.ndarray:
 def _png_bytes(width: int, height: int, depth: int, colour: int, rows: np.ndarray) -> bytes:
     """A PNG file of rows that each start with their filter byte."""
     header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    body = deflate_in_parts(rows.tobytes(), PNG_COMPRESS_LEVEL, torch.get_num_threads())
+    body = zlib.compress(rows.tobytes(), PNG_COMPRESS_LEVEL)
     return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
-
-
-def deflate_in_parts(data: bytes, level: int, threads: int) -> bytes:
-    """One zlib stream of `data`, compressed in parts on up to `threads` threads, as pigz does: every part but the
-    last is raw deflate ending on a byte boundary (a sync flush), so the parts concatenate into one stream, and the
-    checksum covers the whole. zlib lets go of the GIL: on 2 cores a 256x256 maps tile takes 2.2 ms rather than 3.6,
-    for 0.4% more bytes (docs/performance.md)."""
-    parts = min(threads, len(data) // DEFLATE_PART_BYTES)
-    if parts < 2:
-        return zlib.compress(data, level)
-    view = memoryview(data)
-    cuts = [len(data) * i // parts for i in range(parts + 1)]
-    chunks = [view[start:end] for start, end in zip(cuts, cuts[1:])]
-    with ThreadPoolExecutor(parts) as pool:
-        bodies = list(pool.map(_raw_deflate, chunks, [level] * parts, [False] * (parts - 1) + [True]))
-    header = zlib.compress(b"", level)[:2]
-    return header + b"".join(bodies) + struct.pack(">I", zlib.adler32(data))
-
-
-def _raw_deflate(chunk: memoryview, level: int, last: bool) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(chunk) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
