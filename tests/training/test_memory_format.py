@@ -35,7 +35,7 @@ def test_training_layouts_put_only_cpu_activations_of_d_in_channels_last_by_defa
     assert training_layouts(torch.device(device), setting) == TrainingLayouts(*expected)
 
 
-def layout_of(tensor: torch.Tensor) -> torch.memory_format:
+def layout_of(tensor: torch.Tensor) -> torch.memory_format | None:
     return NCHW if tensor.is_contiguous() else NHWC if tensor.is_contiguous(memory_format=NHWC) else None
 
 
