@@ -17,6 +17,7 @@ from PIL import Image
 from pix2pix.cli import main, user_message
 from pix2pix.config import RunConfig
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, training_loader
+from pix2pix.data import validate
 from pix2pix.data.images import DataError, load_image_data
 from pix2pix.models import build_generator
 from pix2pix.runs import RunDir
@@ -81,6 +82,20 @@ def test_a_clean_start_removes_a_stale_bad_file_list(facades, tmp_path):
     (run / "bad_files.json").write_text("{}")
     Trainer(config_for(facades), run)
     assert not (run / "bad_files.json").exists()
+
+
+def test_a_resume_reads_only_the_files_changed_since_and_stops_on_new_damage(facades, tmp_path, monkeypatch):
+    data, run = Path(shutil.copytree(facades, tmp_path / "data")), tmp_path / "run"
+    Trainer(config_for(data, max_steps=1), run).fit()
+    reads = []
+    monkeypatch.setattr(validate, "load_image_data", lambda path, **kwargs: reads.append(path) or
+                        load_image_data(path, **kwargs))
+    resumed = Trainer(config_for(data, max_steps=2), run, resume=True)
+    assert reads == [] and len(resumed.dataset) == 8 and len(resumed.held_out) == 4
+    victim = truncate(sorted((data / "train").iterdir())[5])
+    with pytest.raises(DataError, match=f"(?s)1 bad file.*train/{victim.name}: cannot decode"):
+        Trainer(config_for(data, max_steps=2), run, resume=True)
+    assert reads == [victim]
 
 
 # --- errors inside loader workers -----------------------------------------------------------------------------

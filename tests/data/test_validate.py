@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix.data import validate
+from pix2pix.data.images import load_image_data
 from pix2pix.data.validate import validate_dataset
 from tests.data.test_images import bomb_png
 
@@ -141,6 +143,66 @@ def test_the_folder_itself_is_the_training_split_when_it_has_no_splits(tmp_path)
     save(picture(64, 32), tmp_path / "flat" / "x.png")
     report = validate_dataset(tmp_path / "flat")
     assert report.ok and list(report.pairs) == ["train"]
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The names of the files that validation decodes, in order."""
+    names: list[str] = []
+
+    def counted(path, *args, **kwargs):
+        names.append(Path(path).name)
+        return load_image_data(path, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "load_image_data", counted)
+    return names
+
+
+def test_the_record_of_checked_files_spares_reading_unchanged_files_again(tmp_path, reads):
+    root = aligned_dataset(tmp_path / "data", {"train": 4, "val": 2})
+    truncate(root / "train" / "3.png")
+    record = tmp_path / "run" / "checked_files.json"
+    first = validate_dataset(root, checked=record)
+    assert len(reads) == 6 and record.is_file()
+    reads.clear()
+    again = validate_dataset(root, checked=record)
+    assert reads == [] and again.to_json() == first.to_json() and again.files == first.files
+    assert again.bad_files == [root / "train" / "3.png"]
+
+
+def test_files_changed_since_the_record_are_read_again(tmp_path, reads):
+    root = aligned_dataset(tmp_path / "data", {"train": 4, "val": 2})
+    record = tmp_path / "checked_files.json"
+    validate_dataset(root, checked=record)
+    reads.clear()
+    truncate(root / "train" / "1.png")  # another size
+    save(picture(64, 32, seed=9), root / "val" / "0.png")  # same size, rewritten
+    os.utime(root / "val" / "0.png", ns=(0, 10**18))
+    save(picture(64, 32), root / "train" / "new.png")
+    report = validate_dataset(root, checked=record)
+    assert sorted(reads) == ["0.png", "1.png", "new.png"]
+    assert report.bad_files == [root / "train" / "1.png"] and len(report.pairs["train"]) == 5
+
+
+@pytest.mark.parametrize("damage", ["not json", '{"version": 1, "max_pixels": 268435456, "files": []}',
+                                    '{"version": 1, "max_pixels": 268435456, "files": {"X": 5}}', "limit"])
+def test_a_record_that_does_not_fit_is_ignored_and_rewritten(tmp_path, reads, damage):
+    root = aligned_dataset(tmp_path / "data", {"train": 2})
+    record = tmp_path / "checked_files.json"
+    validate_dataset(root, checked=record)
+    saved = json.loads(record.read_text())
+    if damage == "limit":
+        saved["max_pixels"] = 10
+    else:
+        record.write_text(damage)
+    for entry in saved["files"].values():
+        entry["info"] = [1, 1, 1, 8]  # what the files would be read as if the record were trusted
+    if damage == "limit":
+        record.write_text(json.dumps(saved))
+    reads.clear()
+    report = validate_dataset(root, checked=record)
+    assert len(reads) == 2 and report.ok and {info.width for info in report.files.values()} == {64}
+    assert json.loads(record.read_text())["files"].keys() == {str(root / "train" / f"{i}.png") for i in range(2)}
 
 
 @pytest.mark.skipif(not MAPS.is_dir(), reason="the maps dataset is not on this machine")

@@ -181,13 +181,15 @@ class Trainer:
 
     def _build_data(self) -> None:
         """Every file of the train and val splits is checked before the first step (see --on-bad-file); the
-        list of problems goes to RUN/bad_files.json, which is written even when the run stops there. Rank 0
-        checks, for all processes."""
+        list of problems goes to RUN/bad_files.json, which is written even when the run stops there, and what
+        each file held to RUN/checked_files.json, so a resume re-reads only changed files. Rank 0 checks, for
+        all processes."""
         c = self.config
 
         def screen() -> tuple[list, list]:
             report = screen_for_training(Path(c.data.data), c.data.layout, c.data.on_bad_file,
-                                         self.run.path / "bad_files.json", workers=c.data.num_workers)
+                                         self.run.path / "bad_files.json", workers=c.data.num_workers,
+                                         checked=self.run.path / "checked_files.json")
             return report.usable_pairs("train"), report.usable_pairs("val")
 
         pairs, held_out = distributed.share_from_main(self.ranks, screen)
