@@ -16,8 +16,8 @@ from PIL import Image
 
 from pix2pix.cli import main, user_message
 from pix2pix.config import RunConfig
-from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, training_loader
 from pix2pix.data import validate
+from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, training_loader
 from pix2pix.data.images import DataError, load_image_data
 from pix2pix.models import build_generator
 from pix2pix.runs import RunDir
