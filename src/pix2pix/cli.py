@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from pix2pix.cli_data import add_data_commands
+from pix2pix.cli_data import add_data_commands, positive_int
 from pix2pix.config import (
     FIELDS,
     OBJECTIVES,
@@ -27,7 +28,7 @@ from pix2pix.devices import DEVICE_HELP, DeviceError
 from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunDir, RunError
-from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
+from pix2pix.training.distributed import LostPeerError, PeerError, Ranks, launch_here
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
 
@@ -92,6 +93,15 @@ def train_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def _launched(processes: int) -> bool:
+    """Whether this is one of the processes of a distributed run (started by --processes or torchrun)."""
+    per_machine = os.environ.get("LOCAL_WORLD_SIZE")
+    if per_machine is not None and processes not in (1, int(per_machine)):
+        raise ConfigError(f"--processes {processes} under torchrun, which started {per_machine} processes per "
+                          "machine; leave --processes out (torchrun's --nproc_per_node sets it)")
+    return Ranks.from_environment().distributed
+
+
 def with_channels_of_the_data(config: RunConfig, explicit: dict[str, Any]) -> RunConfig:
     """A new run takes input_nc and output_nc from its first pair unless they were set (grayscale, RGBA, bands)."""
     if "input_nc" in explicit or "output_nc" in explicit:
@@ -105,6 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pix2pix.training.loop import train
 
     config = train_config(args)
+    if args.processes > 1 and not _launched(args.processes):
+        return launch_here(args.processes, args.argv)
     if not args.resume:
         explicit = settings_from(args)
         if args.config:
@@ -175,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--objective", choices=list(OBJECTIVES), default=argparse.SUPPRESS,
                        help="loss preset that sets gan_mode, lambda_l1 and conditional (default: l1+cgan)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    train.add_argument("--processes", type=positive_int, default=1,
+                       help="training processes on this machine, one per GPU (or on CPU cores): data-parallel, "
+                            "as torchrun --standalone starts them (docs/distributed.md)")
     add_setting_flags(train)
     train.set_defaults(handler=cmd_train)
 
@@ -248,6 +263,7 @@ def rank_prefix() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)
     except USER_ERRORS as err:

@@ -28,7 +28,7 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
         add(tools, HelpFormatter)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
@@ -118,7 +118,7 @@ def _add_edges(tools: argparse._SubParsersAction, formatter: type[argparse.HelpF
                                          "--min-edge-pixels are removed;\nblack edges on white.")
     edges.add_argument("src", type=Path, metavar="SRC", help="folder of photos")
     edges.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    edges.add_argument("--size", type=_positive_int, default=256, help="side of each square half, in pixels")
+    edges.add_argument("--size", type=positive_int, default=256, help="side of each square half, in pixels")
     edges.add_argument("--sigma", type=float, default=2.0, help="Canny's Gaussian smoothing (larger: fewer edges)")
     edges.add_argument("--min-edge-pixels", type=int, default=10,
                        help="remove edge fragments with fewer pixels than this (0: keep all)")
@@ -140,7 +140,7 @@ def _add_grayscale(tools: argparse._SubParsersAction, formatter: type[argparse.H
                                         "writes OUT/A (one channel) and OUT/B (train with --input-nc 1).")
     gray.add_argument("src", type=Path, metavar="SRC", help="folder of colour photos")
     gray.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    gray.add_argument("--size", type=_positive_int, default=256, help="side of each square image, in pixels")
+    gray.add_argument("--size", type=positive_int, default=256, help="side of each square image, in pixels")
     gray.add_argument("--channels", type=int, choices=[1, 3], default=3,
                       help="channels of A: 3 identical ones (aligned files) or 1 (A/ and B/ folders)")
     gray.set_defaults(handler=cmd_grayscale)
@@ -226,7 +226,7 @@ def _add_validate(tools: argparse._SubParsersAction, formatter: type[argparse.He
                                             "summary and writes it as JSON. Exit status 1 when problems are found.")
     validate.add_argument("dir", type=Path, metavar="DIR", help="dataset folder")
     validate.add_argument("--json", type=Path, default=None, help="report file; None: NAME-validation.json here")
-    validate.add_argument("--crop-size", type=_positive_int, default=None,
+    validate.add_argument("--crop-size", type=positive_int, default=None,
                           help="the training crop size, to check the images against")
     validate.add_argument("--layout", choices=LAYOUTS, default="auto",
                           help="aligned A|B files, or A/ and B/ folders")

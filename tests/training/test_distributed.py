@@ -30,9 +30,17 @@ EQUIVALENT = {"norm": "none", "dropout": 0.0, "batch_size": 1}
 statistics across the batch, and without dropout no random draws differ between processes."""
 
 
-def torchrun(*args: str, processes: int = 2, timeout: float = 180) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "pix2pix", "train", *args]
+LAUNCHERS = {
+    "torchrun": lambda processes: [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   f"--nproc_per_node={processes}", "-m", "pix2pix", "train"],
+    "--processes": lambda processes: [sys.executable, "-m", "pix2pix", "train", f"--processes={processes}"],
+}
+"""The two ways to start training processes on one machine, as commands to which the flags are added."""
+
+
+def torchrun(*args: str, processes: int = 2, timeout: float = 180,
+             launcher: str = "torchrun") -> subprocess.CompletedProcess:
+    command = [*LAUNCHERS[launcher](processes), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
@@ -95,13 +103,19 @@ def test_a_two_process_run_writes_one_set_of_files_and_resumes_with_any_number_o
     assert final_state(run)[1]["position"] == {"epoch": 2, "images": 6, "step": 7}
 
 
-def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades, tmp_path):
-    done = torchrun(*tiny_flags(facades, norm="syncbatch", max_steps=1), "--out", str(tmp_path / "run"))
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades, tmp_path, launcher):
+    done = torchrun(*tiny_flags(facades, norm="syncbatch", max_steps=1), "--out", str(tmp_path / "run"),
+                    launcher=launcher)
     assert done.returncode != 0
     for rank in (0, 1):
         assert f"error: rank {rank}: --norm syncbatch needs CUDA devices" in done.stderr
     assert not our_traceback(done.stderr)
     assert not (tmp_path / "run" / "checkpoints").exists()
+    if launcher == "--processes":  # which also leaves out torchrun's traceback and report
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "FAILED" not in done.stderr
+        assert done.stderr.splitlines()[-1].startswith("pix2pix: training stopped: rank ")
+        assert "exited with status 2" in done.stderr.splitlines()[-1]
 
 
 def test_bad_data_found_by_rank_0_stops_the_others_before_the_first_step(facades, tmp_path):
@@ -188,22 +202,24 @@ def test_ctrl_c_passed_on_twice_by_torchrun_is_one_request_but_a_later_second_on
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_on_torchrun_checkpoints_the_last_step_of_every_process(facades, tmp_path):
-    """torchrun passes Ctrl-C on to its workers; they agree on the step to stop at and rank 0 saves it."""
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_ctrl_c_on_the_launcher_checkpoints_the_last_step_of_every_process(facades, tmp_path, launcher):
+    """The launcher passes Ctrl-C on to its workers; they agree on the step to stop at and rank 0 saves it."""
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pix2pix",
-               "train", *tiny_flags(facades, n_epochs=100_000), "--out", str(run)]
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    command = [*LAUNCHERS[launcher](2), *tiny_flags(facades, n_epochs=100_000), "--out", str(run)]
+    started = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
-        wait_for_training(run, [launcher])
-        launcher.send_signal(signal.SIGINT)
-        stdout, stderr = launcher.communicate(timeout=90)
+        wait_for_training(run, [started])
+        started.send_signal(signal.SIGINT)
+        stdout, stderr = started.communicate(timeout=90)
     finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.communicate()
+        if started.poll() is None:
+            os.killpg(started.pid, signal.SIGKILL)
+            started.communicate()
     assert "Interrupted: checkpoint of step" in stderr and "Training interrupted at step" in stdout, stderr
+    if launcher == "--processes":
+        assert started.returncode == 130 and "Traceback" not in stderr
     checkpoint = torch.load(RunDir(run).checkpoints()[-1], weights_only=True)
     assert training_steps(run)[-1] == checkpoint["position"]["step"]
     first, second = checkpoint["rng"]["torch"]
