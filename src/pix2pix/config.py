@@ -87,7 +87,7 @@ class TrainConfig:
     n_epochs_decay: int = _setting(100, "epochs of linear decay to zero after that")
     max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)")
     seed: int = _setting(0, "seed of weights, data order, jitter and dropout")
-    device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; under torchrun "
+    device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; with several processes "
                            "each process takes the GPU of its local rank")
     precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
                               "fp16 autocast with a gradient scaler (CUDA)", PRECISIONS)

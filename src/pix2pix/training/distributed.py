@@ -109,7 +109,7 @@ def process_device(name: str, ranks: Ranks) -> torch.device:
     if not ranks.distributed:
         return device
     if device.type == "mps":
-        raise DeviceError("MPS trains in one process only; run without torchrun, or use --device cpu")
+        raise DeviceError("MPS trains in one process only; run without --processes or torchrun, or use --device cpu")
     if device.type == "cuda":
         if name not in ("auto", "cuda"):
             raise DeviceError(f"--device {name} names one GPU, but each of the {ranks.world_size} processes "

@@ -307,7 +307,8 @@ class Trainer:
 
 
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
-    """Trains in this process, or, started by torchrun, as one of its processes (see docs/distributed.md)."""
+    """Trains in this process, or, started by --processes or torchrun, as one of its processes (see
+    docs/distributed.md)."""
     ranks = Ranks.from_environment()
     distributed.start(ranks, config.train.dist_timeout)
     finished = False
