@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import copy
+import errno
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from pix2pix import Translator
+from pix2pix import Translator, atomic
+from pix2pix.cli import main
 from pix2pix.runs import RunError
 from pix2pix.training.loop import train
 from tests.conftest import needs_cuda, needs_cxx
@@ -101,6 +106,42 @@ def test_translate_goes_on_past_bad_files_and_says_which_failed(trained_run, tmp
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
     assert Image.open(out / "good.png").size == (40, 30)
     assert not (out / "broken.png").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_damaged_weights_are_refused_naming_the_file(trained_run, tmp_path):
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    weights = run / "generator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(RunError, match=f"{weights}: unreadable weights"):
+        Translator.load(run)
+    result = run_cli("translate", str(run), str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"pix2pix: error: {weights}: unreadable weights")
+
+
+def test_an_out_path_that_is_a_file_is_refused_before_anything_is_written(trained_run, tmp_path):
+    gradient_image(40, 30).save(tmp_path / "in.png")
+    (tmp_path / "out").write_text("a file")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"pix2pix: error: {tmp_path / 'out'}: is a file, not a folder; choose another --out\n"
+    assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_a_full_disk_stops_translating_in_one_line_leaving_no_partial_file(trained_run, tmp_path, monkeypatch,
+                                                                          capsys):
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    gradient_image(40, 30).save(tmp_path / "a.png")
+    gradient_image(40, 30).save(tmp_path / "b.png")
+    monkeypatch.setattr(atomic.os, "fsync", no_space)  # the disk fills while the first output is written
+    out = tmp_path / "out"
+    assert main(["translate", str(trained_run), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"pix2pix: error: {out}: cannot write a.png (No space left on device); "
+                                       "check the --out folder and its free space\n")
+    assert list(out.iterdir()) == []
 
 
 def test_16bit_gray_to_4band_tiff_trains_and_translates_at_full_fidelity(tmp_path):

@@ -306,6 +306,9 @@ def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
     With `aligned`, each input is an A|B pair: the run's input half is translated, and both halves are written
     beside the output as NAME_input.png and NAME_target.png.
     """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: is a file, not a folder; choose another --out")
     summary = TranslationSummary()
     used: set[str] = set()
     direction = translator.config.data.direction
@@ -324,11 +327,21 @@ def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
         if target is not None:
             entry.input = out_dir / f"{name}_input{output_suffix(source.channels)}"
             entry.target = out_dir / f"{name}_target{output_suffix(target.channels)}"
+        _write_outputs(entry, output, source, target)
+        summary.done.append(entry)
+    return summary
+
+
+def _write_outputs(entry: TranslatedFile, output: torch.Tensor, source: ImageData, target: ImageData | None) -> None:
+    """A folder that cannot be written (full, read-only) stops the whole job: every later file would fail too."""
+    try:
+        if target is not None:
             write_image(source, entry.input)
             write_image(target, entry.target)
         save_image(output, entry.output, source.bit_depth)
-        summary.done.append(entry)
-    return summary
+    except OSError as err:
+        raise DataError(f"{entry.output.parent}: cannot write {entry.output.name} ({err.strerror or err}); "
+                        "check the --out folder and its free space") from err
 
 
 def _aligned_halves(path: Path, config: RunConfig, direction: str) -> tuple[ImageData, ImageData]:

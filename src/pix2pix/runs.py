@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pix2pix.atomic import atomic_path
@@ -63,7 +64,11 @@ class RunDir:
     def load_generator(self) -> dict[str, torch.Tensor]:
         if not self.generator_path.is_file():
             raise RunError(f"{self.path}: no generator.safetensors yet; the run has not saved a checkpoint")
-        return load_file(str(self.generator_path))
+        try:
+            return load_file(str(self.generator_path))
+        except (SafetensorError, OSError) as err:
+            raise RunError(f"{self.generator_path}: unreadable weights ({err}); copy the run folder again, or "
+                           "resume training once to rewrite them from its newest checkpoint") from err
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints, oldest first (a save in progress is a hidden temporary file, not listed)."""

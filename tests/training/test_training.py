@@ -161,6 +161,18 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     assert "not a pix2pix run folder" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_a_clear_error(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config.updated({"max_steps": 4, "save_every": 2}), run)
+    older, newest = RunDir(run).checkpoints()[-2:]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match=f"{newest}: unreadable checkpoint skipped"):
+        assert Trainer(tiny_config, run, resume=True).position.step == 2
+    older.write_bytes(b"")
+    with pytest.warns(UserWarning), pytest.raises(RunError, match="none of its 2 checkpoint"):
+        Trainer(tiny_config, run, resume=True)
+
+
 def test_a_checkpoint_from_an_older_layout_is_refused_with_the_reason(tiny_config, tmp_path):
     run = tmp_path / "run"
     train(tiny_config.updated({"max_steps": 1}), run)

@@ -137,7 +137,10 @@ class Trainer:
             self.run.remove_incomplete_saves()
             checkpoint = self.run.load_latest_checkpoint()
             if checkpoint is None:
-                raise RunError(f"{self.run.path}: no checkpoint to resume from")
+                unreadable = len(self.run.checkpoints())
+                raise RunError(f"{self.run.path}: none of its {unreadable} checkpoint(s) could be read (see the "
+                               "warnings above); start a new run with another --out" if unreadable else
+                               f"{self.run.path}: no checkpoint to resume from")
             found["checkpoint"] = checkpoint
             return checkpoint["position"]["step"]
 
