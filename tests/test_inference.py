@@ -128,6 +128,14 @@ def test_an_out_path_that_is_a_file_is_refused_before_anything_is_written(traine
     assert (tmp_path / "out").read_text() == "a file"
 
 
+def test_a_folder_without_images_is_an_error_not_a_summary_of_nothing(trained_run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"pix2pix: error: {tmp_path / 'empty'}: no image files in it (.png ")
+
+
 def test_a_full_disk_stops_translating_in_one_line_leaving_no_partial_file(trained_run, tmp_path, monkeypatch,
                                                                           capsys):
     def no_space(fd):

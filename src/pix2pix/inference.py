@@ -14,6 +14,7 @@ from PIL import Image
 
 from pix2pix.config import PRECISIONS, RunConfig
 from pix2pix.data.images import (
+    IMAGE_EXTENSIONS,
     DataError,
     ImageData,
     image_to_tensor,
@@ -312,7 +313,11 @@ def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
     summary = TranslationSummary()
     used: set[str] = set()
     direction = translator.config.data.direction
-    for path in collect_inputs(inputs):
+    files = collect_inputs(inputs)
+    if not files:
+        raise DataError(f"{', '.join(map(str, inputs))}: no image files in it ({' '.join(IMAGE_EXTENSIONS)}); give "
+                        "image files or folders holding them")
+    for path in files:
         name = _unique_stem(path, used)
         try:
             if aligned:

@@ -133,7 +133,8 @@ def test_worker_processes_report_the_same(tmp_path):
 
 
 def test_missing_folder_and_empty_split_are_problems(tmp_path):
-    assert not validate_dataset(tmp_path / "absent").ok
+    absent = validate_dataset(tmp_path / "absent")
+    assert not absent.ok and f"error: {tmp_path / 'absent'}: dataset folder not found" in absent.summary()
     (tmp_path / "data" / "train").mkdir(parents=True)
     report = validate_dataset(tmp_path / "data")
     assert [p.problem for p in report.problems] == ["no image pairs found"]

@@ -33,7 +33,8 @@ class Problem:
     severity: str = "error"  # "error": the file cannot be used; "warning": it loads, converted
 
     def line(self, root: Path | None = None) -> str:
-        shown = self.path.relative_to(root) if root and self.path.is_relative_to(root) else self.path
+        shown = self.path.relative_to(root) if root and self.path != root and self.path.is_relative_to(root) \
+            else self.path
         return f"{shown}: {self.problem}; {self.fix}"
 
     def to_json(self) -> dict:
