@@ -101,3 +101,15 @@ def test_demo_makes_data_trains_translates_and_points_at_the_report(tmp_path):
     report = (tmp_path / "demo" / "run" / "report.html").read_text()
     assert "losses.png" in report and "0000_target.png" in report
     assert len(list((tmp_path / "demo" / "test").glob("*_target.png"))) == 12
+
+
+@pytest.mark.parametrize("command", [["data", "synth", "{out}", "--size", "32", "--train", "2"],
+                                     ["demo", "--out", "{out}", "--steps", "1", "--size", "32"]])
+def test_an_output_path_inside_a_file_is_one_line_naming_the_path(tmp_path, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli(*[part.format(out=blocker) for part in command])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"pix2pix: error: {blocker}/")
+    assert result.stderr.splitlines()[-1].endswith(": Not a directory")
+    assert blocker.read_text() == "not a folder"

@@ -255,6 +255,13 @@ def user_message(err: Exception) -> str:
     return text
 
 
+def filesystem_message(err: OSError) -> str:
+    """'PATH: Not a directory' (with both paths of a failed rename or copy)."""
+    paths = [str(name) for name in (err.filename, err.filename2) if name is not None]
+    reason = err.strerror or str(err)
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def rank_prefix() -> str:
     """Which process speaks, in a distributed run."""
     ranks = Ranks.from_environment()
@@ -275,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except LostPeerError as err:
         print(f"pix2pix: error: {rank_prefix()}{err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a path the command cannot write or read where the command did not expect it
+        print(f"pix2pix: error: {rank_prefix()}{filesystem_message(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("pix2pix: interrupted", file=sys.stderr)
         return 130
