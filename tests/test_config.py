@@ -123,6 +123,23 @@ def test_missing_file_raises_config_error(tmp_path):
     ({"dropout": 1.0}, "dropout"),
     ({"gan_mode": "none", "lambda_l1": 0.0}, "lambda"),
     ({"batch_size": 0}, "batch_size"),
+    ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+    ({"lr": -1}, "lr must be > 0, got -1.0"),
+    ({"ngf": 0}, "ngf must be >= 1, got 0"),
+    ({"input_nc": 0}, "input_nc"),
+    ({"num_workers": -1}, "num_workers must be >= 0"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1"),
+    ({"lambda_l1": -5}, "lambda_l1 must be >= 0"),
+    ({"save_every": -1}, "save_every"),
+    ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
+    ({"beta2": -0.1}, "beta2"),
+    ({"seed": -1}, "seed"),
+    ({"val_images": -1}, "val_images"),
+    ({"max_steps": -1}, "max_steps"),
+    ({"dist_timeout": 0}, "dist_timeout must be > 0"),
+    ({"n_epochs": -1}, "n_epochs"),
+    ({"n_epochs": 0, "n_epochs_decay": 0}, "n_epochs"),
+    ({"init_gain": 0}, "init_gain"),
 ])
 def test_bad_settings_raise_config_error_naming_them(settings, named):
     with pytest.raises(ConfigError, match=named):

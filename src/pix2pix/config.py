@@ -12,6 +12,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,21 @@ class ConfigError(ValueError):
     """A setting that cannot work, with the reason and the fix in the message."""
 
 
-def _setting(default: Any, help: str, choices: tuple | None = None) -> Any:
-    metadata = {"help": help}
+Range = tuple[str, Callable[[Any], bool]]
+AT_LEAST_ONE: Range = (">= 1", lambda value: value >= 1)
+NOT_NEGATIVE: Range = (">= 0", lambda value: value >= 0)
+POSITIVE: Range = ("> 0", lambda value: value > 0)
+UNIT_INTERVAL: Range = ("in [0, 1)", lambda value: 0 <= value < 1)
+
+
+def _setting(default: Any, help: str, choices: tuple | None = None, valid: Range | None = None) -> Any:
+    """A field with its help text and, where not every value of its type works, its choices or its range (checked
+    when a config is built, so that a bad value is a ConfigError naming it, not a failure deep in training)."""
+    metadata: dict[str, Any] = {"help": help}
     if choices is not None:
         metadata["choices"] = choices
+    if valid is not None:
+        metadata["valid"] = valid
     return field(default=default, metadata=metadata)
 
 
@@ -47,18 +59,19 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 @dataclass
 class ModelConfig:
-    input_nc: int = _setting(3, "channels of the input image")
-    output_nc: int = _setting(3, "channels of the output image")
-    ngf: int = _setting(64, "generator filters in the first layer")
+    input_nc: int = _setting(3, "channels of the input image", valid=AT_LEAST_ONE)
+    output_nc: int = _setting(3, "channels of the output image", valid=AT_LEAST_ONE)
+    ngf: int = _setting(64, "generator filters in the first layer", valid=AT_LEAST_ONE)
     num_downs: int | None = _setting(None, "U-Net downsamplings; default follows the crop size (8 at 256)")
     skip_connections: bool = _setting(True, "U-Net skips; off gives the paper's encoder-decoder ablation")
     norm: str = _setting("batch", "normalization layer in both nets; syncbatch: batch statistics over all "
                                    "processes of a distributed run (CUDA)", NORMS)
-    dropout: float = _setting(0.5, "dropout in the three innermost decoder blocks (the only noise in G)")
-    ndf: int = _setting(64, "discriminator filters in the first layer")
+    dropout: float = _setting(0.5, "dropout in the three innermost decoder blocks (the only noise in G)",
+                              valid=UNIT_INTERVAL)
+    ndf: int = _setting(64, "discriminator filters in the first layer", valid=AT_LEAST_ONE)
     patch: int = _setting(70, "PatchGAN receptive field in pixels", PATCH_SIZES)
     conditional: bool = _setting(True, "D sees the input beside the output (cGAN); off: unconditional GAN")
-    init_gain: float = _setting(0.02, "std of the N(0, std) weight init")
+    init_gain: float = _setting(0.02, "std of the N(0, std) weight init", valid=POSITIVE)
 
 
 @dataclass
@@ -67,10 +80,10 @@ class DataConfig:
     layout: str = _setting("auto", "aligned A|B files, or A/ and B/ folders matched by name", LAYOUTS)
     direction: str = _setting("AtoB", "which half is the input", DIRECTIONS)
     preprocess: str = _setting("resize_and_crop", "training jitter", PREPROCESS)
-    load_size: int = _setting(286, "resize to this before the random crop")
+    load_size: int = _setting(286, "resize to this before the random crop", valid=AT_LEAST_ONE)
     crop_size: int = _setting(256, "training crop size")
     flip: bool = _setting(True, "random horizontal mirroring")
-    num_workers: int = _setting(2, "data-loading worker processes")
+    num_workers: int = _setting(2, "data-loading worker processes", valid=NOT_NEGATIVE)
     on_bad_file: str = _setting("fail", "a file that cannot be used: stop before training, or skip its pair",
                                 ("fail", "skip"))
 
@@ -78,15 +91,17 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     gan_mode: str = _setting("vanilla", "GAN objective", GAN_MODES)
-    lambda_l1: float = _setting(100.0, "weight of the L1 term (0 turns it off)")
-    lr: float = _setting(2e-4, "Adam learning rate for both nets")
-    beta1: float = _setting(0.5, "Adam beta1")
-    beta2: float = _setting(0.999, "Adam beta2")
-    batch_size: int = _setting(1, "images per iteration and process (1: batch norm acts as instance norm)")
-    n_epochs: int = _setting(100, "epochs at the initial learning rate")
-    n_epochs_decay: int = _setting(100, "epochs of linear decay to zero after that")
-    max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)")
-    seed: int = _setting(0, "seed of weights, data order, jitter and dropout")
+    lambda_l1: float = _setting(100.0, "weight of the L1 term (0 turns it off)", valid=NOT_NEGATIVE)
+    lr: float = _setting(2e-4, "Adam learning rate for both nets", valid=POSITIVE)
+    beta1: float = _setting(0.5, "Adam beta1", valid=UNIT_INTERVAL)
+    beta2: float = _setting(0.999, "Adam beta2", valid=UNIT_INTERVAL)
+    batch_size: int = _setting(1, "images per iteration and process (1: batch norm acts as instance norm)",
+                               valid=AT_LEAST_ONE)
+    n_epochs: int = _setting(100, "epochs at the initial learning rate", valid=NOT_NEGATIVE)
+    n_epochs_decay: int = _setting(100, "epochs of linear decay to zero after that", valid=NOT_NEGATIVE)
+    max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)",
+                                     valid=NOT_NEGATIVE)
+    seed: int = _setting(0, "seed of weights, data order, jitter and dropout", valid=NOT_NEGATIVE)
     device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; with several processes "
                            "each process takes the GPU of its local rank")
     precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
@@ -95,13 +110,13 @@ class TrainConfig:
                                   "mixed-precision convolutions prefer; on CPU, channels_last for D's activations "
                                   "and NCHW for G's, the fastest there), channels_last or contiguous; on CPU the "
                                   "weights stay NCHW", MEMORY_FORMATS)
-    save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)")
-    keep_checkpoints: int = _setting(2, "how many full checkpoints to keep")
-    log_every: int = _setting(10, "average and log the losses every N iterations")
-    num_samples: int = _setting(4, "images in the per-epoch sample grid")
-    val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end")
+    save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)", valid=NOT_NEGATIVE)
+    keep_checkpoints: int = _setting(2, "how many full checkpoints to keep", valid=AT_LEAST_ONE)
+    log_every: int = _setting(10, "average and log the losses every N iterations", valid=AT_LEAST_ONE)
+    num_samples: int = _setting(4, "images in the per-epoch sample grid", valid=AT_LEAST_ONE)
+    val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end", valid=NOT_NEGATIVE)
     dist_timeout: float = _setting(1800.0, "seconds a process of a distributed run waits for the others before "
-                                   "stopping with an error (a peer that died or hangs)")
+                                   "stopping with an error (a peer that died or hangs)", valid=POSITIVE)
 
 
 OBJECTIVES: dict[str, dict[str, Any]] = {
@@ -149,14 +164,10 @@ class RunConfig:
             raise ConfigError(f"load_size {d.load_size} is smaller than crop_size {d.crop_size}")
         if m.num_downs is not None and not 1 <= m.num_downs <= d.crop_size.bit_length() - 1:
             raise ConfigError(f"num_downs {m.num_downs} must be >= 1 and 2**num_downs <= crop_size {d.crop_size}")
-        if not 0.0 <= m.dropout < 1.0:
-            raise ConfigError(f"dropout {m.dropout} must be in [0, 1)")
         if t.gan_mode == "none" and t.lambda_l1 <= 0:
             raise ConfigError("gan_mode 'none' with lambda_l1 0 leaves nothing to train; set --lambda-l1 > 0")
-        if t.batch_size < 1 or t.n_epochs < 0 or t.n_epochs_decay < 0 or t.n_epochs + t.n_epochs_decay < 1:
-            raise ConfigError("batch_size must be >= 1 and n_epochs + n_epochs_decay >= 1")
-        if t.dist_timeout <= 0:
-            raise ConfigError(f"dist_timeout {t.dist_timeout} must be > 0 seconds")
+        if t.n_epochs + t.n_epochs_decay < 1:
+            raise ConfigError("n_epochs + n_epochs_decay must be >= 1")
 
     @property
     def generator_depth(self) -> int:
@@ -239,4 +250,7 @@ def _coerce(value: Any, spec: dataclasses.Field, source: str) -> Any:
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{source}: {spec.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    rule, holds = spec.metadata.get("valid", ("", None))
+    if holds is not None and value is not None and not holds(value):
+        raise ConfigError(f"{source}: {spec.name} must be {rule}, got {value!r}")
     return value
