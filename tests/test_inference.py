@@ -246,6 +246,22 @@ def test_images_over_the_memory_budget_are_tiled_automatically(trained_run):
     assert not torch.allclose(small_budget(image), Translator.load(trained_run, mode="eval")(image))
 
 
+@pytest.mark.parametrize(("flags", "named"), [(["--tile", "-5"], "--tile"), (["--overlap", "-1"], "--overlap"),
+                                              (["--memory-budget", "0"], "--memory-budget")])
+def test_tiling_flags_out_of_range_are_refused_by_name(trained_run, tmp_path, flags, named):
+    gradient_image(40, 30).save(tmp_path / "in.png")
+    result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"), *flags)
+    assert result.returncode == 2 and f"argument {named}: " in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_negative_overlap_which_would_leave_gaps_between_tiles_is_refused():
+    from pix2pix.inference import Tiling
+
+    with pytest.raises(ValueError, match="overlap >= 0"):
+        Tiling(tile=32, overlap=-1)
+
+
 def image_to_batch(image: Image.Image) -> torch.Tensor:
     from pix2pix.data.images import image_to_tensor
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pix2pix.cli_data import add_data_commands, positive_int
+from pix2pix.cli_data import add_data_commands, non_negative_int, positive_float, positive_int
 from pix2pix.config import (
     FIELDS,
     OBJECTIVES,
@@ -204,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--aligned", action="store_true",
                            help="inputs are A|B pairs: translate the input half, also write the target")
     translate.add_argument("--device", default="auto", help=DEVICE_HELP)
-    translate.add_argument("--tile", type=int, default=None,
+    translate.add_argument("--tile", type=non_negative_int, default=None,
                            help="translate in N x N tiles (0: never); default: tile only images over the memory "
                                 "budget, in as few tiles as fit it")
-    translate.add_argument("--overlap", type=int, default=64, help="pixels neighbouring tiles share and blend")
-    translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB",
+    translate.add_argument("--overlap", type=non_negative_int, default=64,
+                           help="pixels neighbouring tiles share and blend")
+    translate.add_argument("--memory-budget", type=positive_float, default=2.0, metavar="GIB",
                            help="largest estimated generator memory for translating an image whole")
     translate.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                            help="onnx: ONNX Runtime on the CPU, exported into the run folder at first use "

@@ -94,6 +94,11 @@ class Tiling:
     overlap: int = 64
     memory_budget_gib: float = 2.0
 
+    def __post_init__(self) -> None:
+        """A negative overlap would leave unblended gaps (NaN pixels) between tiles."""
+        if (self.tile is not None and self.tile < 0) or self.overlap < 0 or not self.memory_budget_gib > 0:
+            raise ValueError(f"tiling needs tile >= 0 (or None), overlap >= 0 and memory_budget_gib > 0, got {self}")
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Offsets of tiles covering `length`, neighbours sharing at least `overlap` pixels; the last ends flush."""
