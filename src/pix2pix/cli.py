@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from pix2pix.runs import RunDir, RunError
 from pix2pix.training.distributed import LostPeerError, PeerError, Ranks, launch_here
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
+PYTHON_FORMATWARNING = warnings.formatwarning
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -269,8 +271,22 @@ def rank_prefix() -> str:
     return f"rank {ranks.rank}: " if ranks.distributed else ""
 
 
+def show_own_warnings_in_one_line() -> None:
+    """The package's warnings (a checkpoint skipped, an export not saved) as `pix2pix: warning: ...`, without
+    Python's file, line and source; other libraries' warnings keep their usual form."""
+    package = str(Path(__file__).parent)
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if str(filename).startswith(package):
+            return f"pix2pix: warning: {rank_prefix()}{message}\n"
+        return PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_own_warnings_in_one_line()
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)

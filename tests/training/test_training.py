@@ -168,6 +168,9 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_a_clear_error
     newest.write_bytes(newest.read_bytes()[:1000])
     with pytest.warns(UserWarning, match=f"{newest}: unreadable checkpoint skipped"):
         assert Trainer(tiny_config, run, resume=True).position.step == 2
+    resumed = run_cli("train", "--out", str(run), "--resume", "--max-steps", "2")
+    assert resumed.returncode == 0 and "UserWarning" not in resumed.stderr
+    assert f"pix2pix: warning: {newest}: unreadable checkpoint skipped (" in resumed.stderr
     older.write_bytes(b"")
     with pytest.warns(UserWarning), pytest.raises(RunError, match="none of its 2 checkpoint"):
         Trainer(tiny_config, run, resume=True)
