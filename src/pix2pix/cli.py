@@ -117,13 +117,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pix2pix.training.loop import train
 
     config = train_config(args)
-    if args.processes > 1 and not _launched(args.processes):
-        return launch_here(args.processes, args.argv)
     if not args.resume:
         explicit = settings_from(args)
         if args.config:
             explicit.update(flatten_settings(read_settings_file(args.config)))
         config = with_channels_of_the_data(config, explicit)
+    if args.processes > 1 and not _launched(args.processes):  # settings and data found: start the processes
+        return launch_here(args.processes, args.argv)
     result = train(config, args.out, resume=args.resume)
     state = "interrupted at" if result.interrupted else "finished at"
     if Ranks.from_environment().is_main:

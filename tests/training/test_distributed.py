@@ -118,6 +118,13 @@ def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades,
         assert "exited with status 2" in done.stderr.splitlines()[-1]
 
 
+def test_processes_checks_the_settings_and_the_data_once_before_starting_any(tmp_path):
+    missing = tmp_path / "nothere"
+    done = torchrun(*tiny_flags(missing), "--out", str(tmp_path / "run"), launcher="--processes")
+    assert done.returncode == 2
+    assert done.stderr == f"pix2pix: error: {missing}: dataset folder not found\n"
+
+
 def test_bad_data_found_by_rank_0_stops_the_others_before_the_first_step(facades, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(facades, data)
