@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from pix2pix.config import LAYOUTS
+from pix2pix.config import AT_LEAST_ONE, LAYOUTS, NOT_NEGATIVE, POSITIVE, Range
 from pix2pix.data.images import DataError
 from pix2pix.data.tools import SIZE_MISMATCH
 
@@ -28,25 +29,23 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
         add(tools, HelpFormatter)
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
+def number_in(kind: type, valid: Range) -> Callable[[str], int | float]:
+    """An argparse type: a number of `kind` in the range `valid`, named as the config's ranges are."""
+    rule, holds = valid
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
+positive_int = number_in(int, AT_LEAST_ONE)
+non_negative_int = number_in(int, NOT_NEGATIVE)
+positive_float = number_in(float, POSITIVE)
 
 
 # ---------------------------------------------------------------------------------------------------------
