@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import interleave, machine, matmul_peak, peak_rss_mib, print_table, starved, write_json  # noqa: E402
 
 from pix2pix.config import RunConfig  # noqa: E402
-from pix2pix.data.images import image_to_tensor, load_image_data, save_image, tensor_to_image  # noqa: E402
+from pix2pix.data.reading import load_image_data  # noqa: E402
+from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image  # noqa: E402
 from pix2pix.devices import DeviceError, check_precision, resolve_device  # noqa: E402
 from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402

@@ -157,7 +157,7 @@ def test_16bit_gray_to_4band_tiff_trains_and_translates_at_full_fidelity(tmp_pat
     import numpy as np
 
     tifffile = pytest.importorskip("tifffile")
-    from pix2pix.data.images import load_image_data
+    from pix2pix.data.reading import load_image_data
     from tests.conftest import tiny_flags
 
     rng = np.random.default_rng(0)
@@ -263,7 +263,7 @@ def test_a_negative_overlap_which_would_leave_gaps_between_tiles_is_refused():
 
 
 def image_to_batch(image: Image.Image) -> torch.Tensor:
-    from pix2pix.data.images import image_to_tensor
+    from pix2pix.data.tensors import image_to_tensor
 
     return image_to_tensor(image).unsqueeze(0)
 

@@ -13,20 +13,10 @@ import torch
 from PIL import Image
 
 from pix2pix.config import PRECISIONS, RunConfig
-from pix2pix.data.images import (
-    IMAGE_EXTENSIONS,
-    DataError,
-    ImageData,
-    image_to_tensor,
-    is_image_file,
-    load_image_data,
-    output_suffix,
-    pil_mode,
-    save_image,
-    split_aligned,
-    tensor_to_image,
-    write_image,
-)
+from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, ImageData, is_image_file, pil_mode, split_aligned
+from pix2pix.data.reading import load_image_data
+from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image
+from pix2pix.data.writing import output_suffix, write_image
 from pix2pix.devices import AUTOCAST_DTYPES, check_precision, memory_format, resolve_device
 from pix2pix.export import ExportError
 from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode

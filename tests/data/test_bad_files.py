@@ -18,12 +18,13 @@ from pix2pix.cli import main, user_message
 from pix2pix.config import RunConfig
 from pix2pix.data import validate
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, training_loader
-from pix2pix.data.images import DataError, load_image_data
+from pix2pix.data.images import DataError
+from pix2pix.data.reading import load_image_data
 from pix2pix.models import build_generator
 from pix2pix.runs import RunDir
 from pix2pix.training.loop import Trainer
 from tests.conftest import TINY, tiny_flags
-from tests.data.test_images import bomb_png
+from tests.data.conftest import bomb_png
 
 
 def truncate(path: Path) -> Path:
@@ -178,7 +179,8 @@ def test_translate_writes_16_bits_for_16_bit_inputs(tmp_path):
     y, x = np.mgrid[0:24, 0:36]
     gray = (x * 1800 + y * 3).astype(np.uint16)
     Image.fromarray(gray).save(tmp_path / "gray16.png")
-    from pix2pix.data.images import ImageData, write_image
+    from pix2pix.data.images import ImageData
+    from pix2pix.data.writing import write_image
 
     write_image(ImageData.from_pixels(np.stack([gray, gray // 2, gray // 3], axis=-1)), tmp_path / "rgb16.png")
     write_image(ImageData.from_pixels(np.concatenate([gray, gray], axis=1)[:, :, None]), tmp_path / "pair16.png")

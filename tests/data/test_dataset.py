@@ -19,7 +19,9 @@ from pix2pix.data.dataset import (
     split_folder,
     training_loader,
 )
-from pix2pix.data.images import DataError, image_to_tensor, load_image, split_aligned, tensor_to_image
+from pix2pix.data.images import DataError, split_aligned
+from pix2pix.data.reading import load_image
+from pix2pix.data.tensors import image_to_tensor, tensor_to_image
 
 SMALL = DataConfig(load_size=36, crop_size=32)
 

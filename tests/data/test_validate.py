@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from pix2pix.data import validate
-from pix2pix.data.images import load_image_data
+from pix2pix.data.reading import load_image_data
 from pix2pix.data.validate import validate_dataset
-from tests.data.test_images import bomb_png
+from tests.data.conftest import bomb_png
 
 MAPS = Path("/work/shared/datasets/maps")
 

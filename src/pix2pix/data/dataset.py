@@ -12,7 +12,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pix2pix.config import DataConfig
-from pix2pix.data.images import DataError, ImageData, image_to_tensor, is_image_file, load_image_data, split_aligned
+from pix2pix.data.images import DataError, ImageData, is_image_file, split_aligned
+from pix2pix.data.reading import load_image_data
+from pix2pix.data.tensors import image_to_tensor
 from pix2pix.data.transforms import Jitter, apply_jitter, evaluation_jitter, sample_jitter
 
 

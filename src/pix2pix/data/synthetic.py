@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pix2pix.data.images import save_pil
+from pix2pix.data.writing import save_pil
 
 MIN_SIZE = 32
 SPLITS = ("train", "val", "test")

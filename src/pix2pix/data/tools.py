@@ -16,7 +16,9 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.data.dataset import files_by_stem, images_in
-from pix2pix.data.images import IMAGE_EXTENSIONS, READ_ERRORS, DataError, load_image, save_pil
+from pix2pix.data.images import IMAGE_EXTENSIONS, DataError
+from pix2pix.data.reading import READ_ERRORS, load_image
+from pix2pix.data.writing import save_pil
 
 SIZE_MISMATCH = ("fail", "resize-b", "resize-a", "skip")
 SPLITS = ("train", "val", "test")

@@ -18,7 +18,8 @@ from typing import ClassVar
 
 from pix2pix.atomic import write_text_atomic
 from pix2pix.data.dataset import Pair, detect_layout, images_in, split_folder
-from pix2pix.data.images import MAX_PIXELS, DataError, can_convert, load_image_data
+from pix2pix.data.images import DataError, can_convert
+from pix2pix.data.reading import MAX_PIXELS, load_image_data
 
 SPLITS = ("train", "val", "test")
 SHOWN_PROBLEMS = 20

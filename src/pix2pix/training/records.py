@@ -12,7 +12,8 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.data.dataset import PairedDataset
-from pix2pix.data.images import preview_image, save_pil
+from pix2pix.data.tensors import preview_image
+from pix2pix.data.writing import save_pil
 from pix2pix.models import translation_mode
 
 
