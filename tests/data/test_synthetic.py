@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.data.synthetic import (
-    PALETTE,
-    FacadeClass,
-    colorize_labels,
-    generate_facades,
-    labels_from_colors,
-    render_facade,
-)
+from pix2pix.data.facade_layout import PALETTE, FacadeClass, colorize_labels, labels_from_colors
+from pix2pix.data.synthetic import generate_facades, render_facade
 
 SIZE = 48
 COUNTS = {"train": 4, "val": 2, "test": 2}
