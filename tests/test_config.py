@@ -27,7 +27,8 @@ def test_defaults_reproduce_the_paper():
     assert (t.n_epochs, t.n_epochs_decay) == (100, 100)
     assert m.conditional is True and m.skip_connections is True
     assert m.init_gain == 0.02
-    assert (m.input_nc, m.output_nc) == (3, 3)
+    assert (m.input_nc, m.output_nc) == (None, None)  # from the training data
+    assert config.channels == (3, 3)  # a network built without data is RGB
     assert config.generator_depth == 8
     assert config.objective == "l1+cgan"
 
@@ -51,7 +52,7 @@ def test_json_round_trip(tmp_path):
     path = tmp_path / "config.json"
     config.save(path)
     on_disk = json.loads(path.read_text())
-    assert set(on_disk) == {"model", "data", "train"}
+    assert set(on_disk) == {"model", "data", "train", "machine"}
     assert on_disk["train"]["lambda_l1"] == 10.0
     loaded = RunConfig.load(path)
     assert loaded == config
@@ -123,20 +124,20 @@ def test_missing_file_raises_config_error(tmp_path):
     ({"dropout": 1.0}, "dropout"),
     ({"gan_mode": "none", "lambda_l1": 0.0}, "lambda"),
     ({"batch_size": 0}, "batch_size"),
-    ({"lr": 0.0}, "lr must be > 0, got 0.0"),
-    ({"lr": -1}, "lr must be > 0, got -1.0"),
-    ({"ngf": 0}, "ngf must be >= 1, got 0"),
+    ({"lr": 0.0}, "`lr` must be > 0, got 0.0"),
+    ({"lr": -1}, "`lr` must be > 0, got -1.0"),
+    ({"ngf": 0}, "`ngf` must be >= 1, got 0"),
     ({"input_nc": 0}, "input_nc"),
-    ({"num_workers": -1}, "num_workers must be >= 0"),
-    ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1"),
-    ({"lambda_l1": -5}, "lambda_l1 must be >= 0"),
+    ({"num_workers": -1}, "`num_workers` must be >= 0"),
+    ({"keep_checkpoints": 0}, "`keep_checkpoints` must be >= 1"),
+    ({"lambda_l1": -5}, "`lambda_l1` must be >= 0"),
     ({"save_every": -1}, "save_every"),
-    ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
+    ({"beta1": 1.0}, r"`beta1` must be in \[0, 1\)"),
     ({"beta2": -0.1}, "beta2"),
     ({"seed": -1}, "seed"),
     ({"val_images": -1}, "val_images"),
     ({"max_steps": -1}, "max_steps"),
-    ({"dist_timeout": 0}, "dist_timeout must be > 0"),
+    ({"dist_timeout": 0}, "`dist_timeout` must be > 0"),
     ({"n_epochs": -1}, "n_epochs"),
     ({"n_epochs": 0, "n_epochs_decay": 0}, "n_epochs"),
     ({"init_gain": 0}, "init_gain"),
@@ -146,6 +147,13 @@ def test_bad_settings_raise_config_error_naming_them(settings, named):
         RunConfig().updated(settings)
     with pytest.raises(ConfigError, match=named):
         RunConfig.from_dict(settings)
+
+
+def test_settings_moved_between_sections_load_from_either(tmp_path):
+    path = tmp_path / "older.json"
+    path.write_text(json.dumps({"train": {"device": "cpu", "dist_timeout": 60}, "data": {"num_workers": 0}}))
+    machine = RunConfig.load(path).machine
+    assert (machine.device, machine.dist_timeout, machine.num_workers) == ("cpu", 60.0, 0)
 
 
 def test_section_that_is_not_a_table_is_refused():

@@ -124,14 +124,14 @@ def test_unconditional_presets_have_a_discriminator_of_the_output_only(name):
     config = RunConfig().updated({**OBJECTIVES[name], "ndf": 4})
     assert config.model.conditional is False
     first = next(m for m in build_discriminator(config).modules() if isinstance(m, torch.nn.Conv2d))
-    assert first.in_channels == config.model.output_nc
+    assert first.in_channels == config.channels[1]
 
 
 @pytest.mark.parametrize("name", ["cgan", "l1+cgan"])
 def test_conditional_presets_have_a_discriminator_of_the_pair(name):
     config = RunConfig().updated({**OBJECTIVES[name], "ndf": 4})
     first = next(m for m in build_discriminator(config).modules() if isinstance(m, torch.nn.Conv2d))
-    assert first.in_channels == config.model.input_nc + config.model.output_nc
+    assert first.in_channels == sum(config.channels)
 
 
 def test_l1_objective_builds_no_discriminator():

@@ -1,8 +1,10 @@
 """Typed settings for a run, saved with every checkpoint so a run folder alone rebuilds its models.
 
-Three sections, each a dataclass: what the networks are (`ModelConfig`), what they see (`DataConfig`) and how
-they are trained (`TrainConfig`). Field names are unique across sections so that each one is also a flat CLI
-flag (`lambda_l1` -> `--lambda-l1`). Defaults reproduce the paper.
+Four sections, each a dataclass: what the networks are (`ModelConfig`), what they see (`DataConfig`), how they
+are trained (`TrainConfig`), and what the machine that trains them offers (`MachineConfig`: saved for the record,
+never carried to a resume on another machine). Field names are unique across sections so that each one is also a
+flat setting (`lambda_l1`; the CLI's `--lambda-l1`). Defaults reproduce the paper. Messages name a setting in
+backticks (`` `crop_size` ``), which the CLI shows as its flag.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 @dataclass
 class ModelConfig:
-    input_nc: int = _setting(3, "channels of the input image", valid=AT_LEAST_ONE)
-    output_nc: int = _setting(3, "channels of the output image", valid=AT_LEAST_ONE)
+    input_nc: int | None = _setting(None, "channels of the input image; None: those of the training data",
+                                    valid=AT_LEAST_ONE)
+    output_nc: int | None = _setting(None, "channels of the output image; None: those of the training data",
+                                     valid=AT_LEAST_ONE)
     ngf: int = _setting(64, "generator filters in the first layer", valid=AT_LEAST_ONE)
     num_downs: int | None = _setting(None, "U-Net downsamplings; default follows the crop size (8 at 256)")
     skip_connections: bool = _setting(True, "U-Net skips; off gives the paper's encoder-decoder ablation")
@@ -83,7 +87,6 @@ class DataConfig:
     load_size: int = _setting(286, "resize to this before the random crop", valid=AT_LEAST_ONE)
     crop_size: int = _setting(256, "training crop size")
     flip: bool = _setting(True, "random horizontal mirroring")
-    num_workers: int = _setting(2, "data-loading worker processes", valid=NOT_NEGATIVE)
     on_bad_file: str = _setting("fail", "a file that cannot be used: stop before training, or skip its pair",
                                 ("fail", "skip"))
 
@@ -102,19 +105,26 @@ class TrainConfig:
     max_steps: int | None = _setting(None, "stop after this many iterations in all (for short runs)",
                                      valid=NOT_NEGATIVE)
     seed: int = _setting(0, "seed of weights, data order, jitter and dropout", valid=NOT_NEGATIVE)
-    device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; with several processes "
-                           "each process takes the GPU of its local rank")
     precision: str = _setting("fp32", "fp32 (the paper's numerics); bf16 autocast (GPUs, CPUs with native bf16); "
                               "fp16 autocast with a gradient scaler (CUDA)", PRECISIONS)
-    memory_format: str = _setting("auto", "tensor layout of the nets: auto (channels_last on CUDA, which cuDNN's "
-                                  "mixed-precision convolutions prefer; on CPU, channels_last for D's activations "
-                                  "and NCHW for G's, the fastest there), channels_last or contiguous; on CPU the "
-                                  "weights stay NCHW", MEMORY_FORMATS)
     save_every: int = _setting(1000, "also checkpoint every N iterations (0: only at epoch ends)", valid=NOT_NEGATIVE)
     keep_checkpoints: int = _setting(2, "how many full checkpoints to keep", valid=AT_LEAST_ONE)
     log_every: int = _setting(10, "average and log the losses every N iterations", valid=AT_LEAST_ONE)
     num_samples: int = _setting(4, "images in the per-epoch sample grid", valid=AT_LEAST_ONE)
     val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end", valid=NOT_NEGATIVE)
+
+
+@dataclass
+class MachineConfig:
+    """Settings of the machine, not of the run: a resume or a translation elsewhere takes its own."""
+
+    device: str = _setting("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; with several processes "
+                           "each process takes the GPU of its local rank")
+    num_workers: int = _setting(2, "data-loading worker processes", valid=NOT_NEGATIVE)
+    memory_format: str = _setting("auto", "tensor layout of the nets: auto (channels_last on CUDA, which cuDNN's "
+                                  "mixed-precision convolutions prefer; on CPU, channels_last for D's activations "
+                                  "and NCHW for G's, the fastest there), channels_last or contiguous; on CPU the "
+                                  "weights stay NCHW", MEMORY_FORMATS)
     dist_timeout: float = _setting(1800.0, "seconds a process of a distributed run waits for the others before "
                                    "stopping with an error (a peer that died or hangs)", valid=POSITIVE)
 
@@ -134,6 +144,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    machine: MachineConfig = field(default_factory=MachineConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -144,12 +155,13 @@ class RunConfig:
         return config.updated(flatten_settings(values), source)
 
     def updated(self, flat: dict[str, Any], source: str = "settings") -> RunConfig:
-        """A copy with flat `name: value` settings applied, each checked against its field's type and choices."""
+        """A copy with flat `name: value` settings applied, each checked against its field's type and choices; an
+        `objective` preset sets its settings first, so explicit ones beside it win."""
         sections = {name: dataclasses.replace(getattr(self, name)) for name in SECTIONS}
-        for name, value in flat.items():
+        for name, value in expand_objective(flat, source).items():
             section = SECTION_OF.get(name)
             if section is None:
-                raise ConfigError(f"{source}: unknown setting {name!r}")
+                raise ConfigError(f"{source}: unknown setting `{name}`")
             spec = FIELDS[name]
             setattr(sections[section], name, _coerce(value, spec, source))
         config = RunConfig(**sections)
@@ -159,15 +171,22 @@ class RunConfig:
     def validate(self) -> None:
         m, d, t = self.model, self.data, self.train
         if d.crop_size < 8 or d.crop_size & (d.crop_size - 1):
-            raise ConfigError(f"crop_size {d.crop_size} must be a power of two >= 8 (the U-Net halves it)")
+            raise ConfigError(f"`crop_size` {d.crop_size} must be a power of two >= 8 (the U-Net halves it)")
         if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.load_size < d.crop_size:
-            raise ConfigError(f"load_size {d.load_size} is smaller than crop_size {d.crop_size}")
+            raise ConfigError(f"`load_size` {d.load_size} is smaller than `crop_size` {d.crop_size}")
         if m.num_downs is not None and not 1 <= m.num_downs <= d.crop_size.bit_length() - 1:
-            raise ConfigError(f"num_downs {m.num_downs} must be >= 1 and 2**num_downs <= crop_size {d.crop_size}")
+            raise ConfigError(f"`num_downs` {m.num_downs} must be >= 1 and 2**num_downs <= `crop_size` "
+                              f"{d.crop_size}")
         if t.gan_mode == "none" and t.lambda_l1 <= 0:
-            raise ConfigError("gan_mode 'none' with lambda_l1 0 leaves nothing to train; set --lambda-l1 > 0")
+            raise ConfigError("`gan_mode` none with `lambda_l1` 0 leaves nothing to train; set `lambda_l1` > 0")
         if t.n_epochs + t.n_epochs_decay < 1:
-            raise ConfigError("n_epochs + n_epochs_decay must be >= 1")
+            raise ConfigError("`n_epochs` + `n_epochs_decay` must be >= 1")
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        """(input, output) channels: as set, or as found in the data (`resolve_config`); RGB's 3 for networks
+        built without data."""
+        return self.model.input_nc or 3, self.model.output_nc or 3
 
     @property
     def generator_depth(self) -> int:
@@ -192,7 +211,7 @@ class RunConfig:
         return cls.from_dict(read_settings_file(path), str(path))
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "machine": MachineConfig}
 FIELDS: dict[str, dataclasses.Field] = {
     f.name: f for section in SECTIONS.values() for f in dataclasses.fields(section)
 }
@@ -228,6 +247,17 @@ def flatten_settings(values: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def expand_objective(flat: dict[str, Any], source: str) -> dict[str, Any]:
+    """Expands an `objective` preset into its settings, placed first so that explicit settings beside it win."""
+    if "objective" not in flat:
+        return flat
+    settings = dict(flat)
+    name = settings.pop("objective")
+    if name not in OBJECTIVES:
+        raise ConfigError(f"{source}: unknown `objective` {name!r}; choose from {', '.join(OBJECTIVES)}")
+    return {**OBJECTIVES[name], **settings}
+
+
 def field_type(spec: dataclasses.Field) -> tuple[type, bool]:
     """The field's scalar type and whether it accepts None (from `int | None` style annotations)."""
     hint = typing.get_type_hints(SECTIONS[SECTION_OF[spec.name]])[spec.name]
@@ -246,11 +276,11 @@ def _coerce(value: Any, spec: dataclasses.Field, source: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
-        raise ConfigError(f"{source}: {spec.name} must be {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{source}: `{spec.name}` must be {kind.__name__}, got {value!r}")
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{source}: {spec.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise ConfigError(f"{source}: `{spec.name}` must be one of {', '.join(map(str, choices))}, got {value!r}")
     rule, holds = spec.metadata.get("valid", ("", None))
     if holds is not None and value is not None and not holds(value):
-        raise ConfigError(f"{source}: {spec.name} must be {rule}, got {value!r}")
+        raise ConfigError(f"{source}: `{spec.name}` must be {rule}, got {value!r}")
     return value

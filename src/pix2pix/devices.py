@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pix2pix.config import PRECISIONS, ConfigError
+
 DEVICE_HELP = "auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps"
 
 
@@ -27,11 +29,11 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError as err:
         raise DeviceError(f"unknown device {name!r}: use {DEVICE_HELP}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} asked for, but this PyTorch sees no CUDA device; use --device cpu")
+        raise DeviceError(f"device {name!r} asked for, but this PyTorch sees no CUDA device; use `device` cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise DeviceError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not mps_available():
-        raise DeviceError(f"device {name!r} asked for, but this PyTorch has no Apple MPS; use --device cpu")
+        raise DeviceError(f"device {name!r} asked for, but this PyTorch has no Apple MPS; use `device` cpu")
     if device.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"device {name!r} is not supported: use {DEVICE_HELP}")
     return device
@@ -72,19 +74,21 @@ def training_layouts(device: torch.device, setting: str) -> TrainingLayouts:
 
 def check_precision(device: torch.device, precision: str) -> None:
     """Refuses a precision the device would emulate slowly or cannot train in, before any work starts."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown `precision` {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return
     if device.type == "cuda":
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise DeviceError(f"{torch.cuda.get_device_name(device)} has no bf16 support; use --precision fp16")
+            raise DeviceError(f"{torch.cuda.get_device_name(device)} has no bf16 support; use `precision` fp16")
     elif device.type == "mps":
         _check_mps_autocast(device, precision)
     elif precision == "fp16":
-        raise DeviceError(f"--precision fp16 needs a CUDA or MPS device (this run is on {device}); use fp32, or "
+        raise DeviceError(f"`precision` fp16 needs a CUDA or MPS device (this run is on {device}); use fp32, or "
                           "bf16 where supported")
     elif not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise DeviceError("this CPU has no native bf16 (it needs AVX-512 bf16 or AMX), so bf16 would run many "
-                          "times slower than fp32; use --precision fp32")
+                          "times slower than fp32; use `precision` fp32")
 
 
 def _check_mps_autocast(device: torch.device, precision: str) -> None:
@@ -95,4 +99,4 @@ def _check_mps_autocast(device: torch.device, precision: str) -> None:
         if precision == "fp16":
             torch.amp.GradScaler("mps")
     except (RuntimeError, TypeError, ValueError) as err:
-        raise DeviceError(f"--precision {precision} does not work on MPS here ({err}); use --precision fp32") from err
+        raise DeviceError(f"`precision` {precision} does not work on MPS here ({err}); use `precision` fp32") from err

@@ -12,18 +12,18 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from pix2pix.config import PRECISIONS, RunConfig
+from pix2pix.config import ConfigError, RunConfig
 from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, ImageData, is_image_file, pil_mode, split_aligned
 from pix2pix.data.reading import load_image_data
 from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image
 from pix2pix.data.writing import output_suffix, write_image
-from pix2pix.devices import AUTOCAST_DTYPES, check_precision, memory_format, resolve_device
-from pix2pix.export import ExportError
-from pix2pix.models import MODES, UNetGenerator, build_generator, translation_mode
+from pix2pix.devices import AUTOCAST_DTYPES, check_precision, resolve_device
+from pix2pix.devices import memory_format as layout
+from pix2pix.models import MODES, UNetGenerator, translation_mode
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
 from pix2pix.models.layers import with_plain_convolutions
-from pix2pix.runs import RunDir, RunError
+from pix2pix.runs import RunDir, load_generator
 
 BYTES_PER_PIXEL_PER_NGF = 10
 """Peak memory of one generator forward, per input pixel and per unit of ngf (measured about 600 bytes per pixel
@@ -68,8 +68,8 @@ def compile_for_inference(generator: UNetGenerator, mode: str) -> Callable[[torc
                 return compiled(batch)
         except torch._dynamo.exc.BackendCompilerFailed as err:
             reason = str(err).strip().splitlines()[0]
-            raise CompileError(f"--compile: TorchInductor could not compile the generator ({reason}); on a CPU it "
-                               "needs a C++ compiler such as g++; or leave out --compile") from err
+            raise CompileError(f"`compiled`: TorchInductor could not compile the generator ({reason}); on a CPU it "
+                               "needs a C++ compiler such as g++; or leave out `compiled`") from err
 
     return forward
 
@@ -135,6 +135,21 @@ def translate_in_tiles(forward, batch: torch.Tensor, tile: int, overlap: int) ->
     return total / weights
 
 
+def check_backend(backend: str, device: torch.device, precision: str, compiled: bool) -> None:
+    """ONNX Runtime runs here on the CPU, in fp32, as exported: refuse the settings it would ignore."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown `backend` {backend!r}: use {' or '.join(BACKENDS)}")
+    if backend != "onnx":
+        return
+    if device.type != "cpu":
+        raise ConfigError(f"`backend` onnx runs on the CPU (ONNX Runtime's CPU provider), not {device}: use "
+                          "`device` cpu, or `backend` torch on this device")
+    if precision != "fp32":
+        raise ConfigError(f"`backend` onnx computes in fp32; `precision` {precision} needs `backend` torch")
+    if compiled:
+        raise ConfigError("`compiled` compiles the torch backend; use it without `backend` onnx")
+
+
 class Translator:
     """Maps an image of any size to its translation: padded to the U-Net's multiple, then cropped back; images too
     large for the memory budget are translated in overlapping, blended tiles.
@@ -146,28 +161,18 @@ class Translator:
     `precision="bf16"` (or `"fp16"` on a GPU) holds the generator's weights and activations in that type: faster
     where the device computes in it natively, with 8-bit outputs within one level of fp32's; the generator given is
     converted in place. `compiled=True` runs it through `compile_for_inference` (torch backend): it pays for its
-    compile time when many images share a size.
+    compile time when many images share a size. `memory_format` is this machine's choice, as in training.
     """
 
     def __init__(self, generator: UNetGenerator, config: RunConfig, mode: str = "paper",
                  seed: int | None = None, device: torch.device | str = "cpu", tiling: Tiling = Tiling(),
                  backend: str = "torch", run: RunDir | None = None, precision: str = "fp32",
-                 compiled: bool = False) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+                 compiled: bool = False, memory_format: str = "auto") -> None:
         self.device = torch.device(device)
-        if backend == "onnx" and self.device.type != "cpu":
-            raise ExportError(f"--backend onnx runs on the CPU (ONNX Runtime's CPU provider), not {self.device}: "
-                              "use --device cpu, or --backend torch on this device")
-        if backend == "onnx" and precision != "fp32":
-            raise ExportError(f"--backend onnx computes in fp32; --precision {precision} needs --backend torch")
-        if backend == "onnx" and compiled:
-            raise ExportError("--compile compiles the torch backend; use it without --backend onnx")
+        check_backend(backend, self.device, precision, compiled)
         check_precision(self.device, precision)
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
-        self.memory_format = memory_format(self.device, config.train.memory_format)
+        self.memory_format = layout(self.device, memory_format)
         self.generator = generator.to(self.device, self.dtype, memory_format=self.memory_format)
         self.config = config
         self.mode = mode
@@ -181,22 +186,18 @@ class Translator:
     @classmethod
     def load(cls, run_dir: Path | str, mode: str = "paper", seed: int | None = None,
              device: str = "cpu", tiling: Tiling = Tiling(), backend: str = "torch",
-             precision: str = "fp32", compiled: bool = False) -> Translator:
-        """Rebuilds the generator from the run's saved config and latest weights; no flags need repeating."""
+             precision: str = "fp32", compiled: bool = False, memory_format: str = "auto") -> Translator:
+        """Rebuilds the generator from the run's saved config and latest weights; no settings need repeating."""
         run = RunDir(run_dir)
-        config = run.load_config()
-        generator = build_generator(config)
-        try:
-            generator.load_state_dict(run.load_generator())
-        except RuntimeError as err:
-            raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
+        generator, config = load_generator(run)
         if backend == "onnx" and device == "auto":
             device = "cpu"
-        return cls(generator, config, mode, seed, resolve_device(device), tiling, backend, run, precision, compiled)
+        return cls(generator, config, mode, seed, resolve_device(device), tiling, backend, run, precision, compiled,
+                   memory_format)
 
     @property
     def input_mode(self) -> str:
-        return pil_mode(self.config.model.input_nc)
+        return pil_mode(self.config.channels[0])
 
     def tile_size(self, batch: torch.Tensor) -> int | None:
         """The tile to use for this batch, or None to translate it whole."""
@@ -294,17 +295,17 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
-def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
+def translate_files(translator: Translator, inputs: list[Path], out: Path,
                     aligned: bool = False) -> TranslationSummary:
-    """Writes `out_dir/NAME.png` per input (NAME.tif beyond 4 channels), at the input file's bit depth. A file that
+    """Writes `out/NAME.png` per input (NAME.tif beyond 4 channels), at the input file's bit depth. A file that
     fails is listed and skipped; no partial file is left.
 
     With `aligned`, each input is an A|B pair: the run's input half is translated, and both halves are written
     beside the output as NAME_input.png and NAME_target.png.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir}: is a file, not a folder; choose another --out")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file, not a folder; choose another `out`")
     summary = TranslationSummary()
     used: set[str] = set()
     direction = translator.config.data.direction
@@ -318,15 +319,15 @@ def translate_files(translator: Translator, inputs: list[Path], out_dir: Path,
             if aligned:
                 source, target = _aligned_halves(path, translator.config, direction)
             else:
-                source, target = load_image_data(path, translator.config.model.input_nc), None
+                source, target = load_image_data(path, translator.config.channels[0]), None
             output = translator(image_to_tensor(source).unsqueeze(0))[0]
         except DataError as err:
             summary.failed.append(str(err))
             continue
-        entry = TranslatedFile(name, path, out_dir / f"{name}{output_suffix(output.shape[0])}")
+        entry = TranslatedFile(name, path, out / f"{name}{output_suffix(output.shape[0])}")
         if target is not None:
-            entry.input = out_dir / f"{name}_input{output_suffix(source.channels)}"
-            entry.target = out_dir / f"{name}_target{output_suffix(target.channels)}"
+            entry.input = out / f"{name}_input{output_suffix(source.channels)}"
+            entry.target = out / f"{name}_target{output_suffix(target.channels)}"
         _write_outputs(entry, output, source, target)
         summary.done.append(entry)
     return summary
@@ -341,11 +342,12 @@ def _write_outputs(entry: TranslatedFile, output: torch.Tensor, source: ImageDat
         save_image(output, entry.output, source.bit_depth)
     except OSError as err:
         raise DataError(f"{entry.output.parent}: cannot write {entry.output.name} ({err.strerror or err}); "
-                        "check the --out folder and its free space") from err
+                        "check the `out` folder and its free space") from err
 
 
 def _aligned_halves(path: Path, config: RunConfig, direction: str) -> tuple[ImageData, ImageData]:
-    if config.model.input_nc != config.model.output_nc:
-        raise DataError(f"{path}: --aligned needs equal input and output channels")
-    a, b = split_aligned(load_image_data(path, config.model.input_nc), path)
+    input_nc, output_nc = config.channels
+    if input_nc != output_nc:
+        raise DataError(f"{path}: `aligned` needs equal input and output channels")
+    a, b = split_aligned(load_image_data(path, input_nc), path)
     return (a, b) if direction == "AtoB" else (b, a)

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from pix2pix.atomic import atomic_path
 from pix2pix.config import ConfigError, RunConfig
+from pix2pix.models import UNetGenerator, build_generator
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{8,})\.pt$")
 
@@ -61,7 +62,7 @@ class RunDir:
             save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
                       metadata={"step": str(step)})
 
-    def load_generator(self) -> dict[str, torch.Tensor]:
+    def load_generator_weights(self) -> dict[str, torch.Tensor]:
         if not self.generator_path.is_file():
             raise RunError(f"{self.path}: no generator.safetensors yet; the run has not saved a checkpoint")
         try:
@@ -115,3 +116,16 @@ class RunDir:
             except Exception as err:  # noqa: BLE001 - any failure to read means: try the previous one
                 warnings.warn(f"{path}: unreadable checkpoint skipped ({err})", stacklevel=2)
         return None
+
+
+def load_generator(run: RunDir | Path | str) -> tuple[UNetGenerator, RunConfig]:
+    """The run's generator with its latest weights, and its config: all that translating, exporting and serving
+    need, built from the folder alone."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = run.load_config()
+    generator = build_generator(config)
+    try:
+        generator.load_state_dict(run.load_generator_weights())
+    except RuntimeError as err:
+        raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
+    return generator, config

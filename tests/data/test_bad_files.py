@@ -56,7 +56,7 @@ def test_fail_stops_before_training_naming_every_bad_file(damaged, tmp_path):
         Trainer(config_for(damaged), run)
     message = str(info.value)
     bad = sorted((damaged / "train").iterdir())[:3]
-    assert "3 bad file(s) among 12" in message and "--on-bad-file skip" in message
+    assert "3 bad file(s) among 12" in message and "`on_bad_file` skip" in message
     assert all(f"train/{path.name}: " in message for path in bad)
     assert str(run / "bad_files.json") in message
     listed = json.loads((run / "bad_files.json").read_text())

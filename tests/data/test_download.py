@@ -178,7 +178,7 @@ def test_unknown_names_and_too_little_space_are_refused(server, tmp_path, monkey
         download_dataset("shoes", tmp_path)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(download.shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
-    with pytest.raises(DataError, match="needs about 0 MB free .* choose another --root"):
+    with pytest.raises(DataError, match="needs about 0 MB free .* choose another `root`"):
         _get(tmp_path, server.url)
 
 

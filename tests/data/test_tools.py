@@ -72,7 +72,7 @@ def test_combine_pairs_by_name_into_aligned_files_and_lists_the_unpaired(tmp_pat
 def test_combine_fails_on_size_mismatch_by_default_listing_the_pairs_and_writing_nothing(tmp_path):
     _save(_picture(32, 32), tmp_path / "A" / "x.png")
     _save(_picture(40, 24), tmp_path / "B" / "x.png")
-    with pytest.raises(DataError, match=r"x: A 32x32, B 40x24.*--size-mismatch resize-b"):
+    with pytest.raises(DataError, match=r"x: A 32x32, B 40x24.*`size_mismatch` resize-b"):
         combine_folders(tmp_path / "A", tmp_path / "B", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -78,7 +78,7 @@ def test_every_kind_of_bad_file_is_reported_with_a_fix(tmp_path):
     assert found["text.jpg"] == ["error: not an image (or a format Pillow cannot read) / replace or remove it"]
     assert all("truncated" in found[name][0] for name in ("cut.png", "cut.jpg"))
     assert "image bomb: 100000x100000" in found["bomb.png"][0]
-    assert "each half is 20x20, smaller than the 32 crop / use larger images or a smaller --crop-size" in \
+    assert "each half is 20x20, smaller than the 32 crop / use larger images or a smaller `crop_size`" in \
         found["small.png"][0]
     assert "too narrow to hold an A|B pair" in found["narrow.png"][0]
     assert all(line.startswith("error:") for lines in found.values() for line in lines)

@@ -89,10 +89,9 @@ def test_a_channels_last_run_saves_resumes_and_translates_as_nchw_does(tiny_conf
     train(config, tmp_path / "run")
     result = train(config.updated({"max_steps": 3}), tmp_path / "run", resume=True)
     assert result.step == 3
-    loaded = Translator.load(result.run_dir, mode="eval")
+    loaded = Translator.load(result.run_dir, mode="eval", memory_format="channels_last")
     assert loaded.generator.encoder[1][1].weight.is_contiguous(memory_format=torch.channels_last)
-    nchw = Translator(copy.deepcopy(loaded.generator), loaded.config.updated({"memory_format": "contiguous"}),
-                      mode="eval")
+    nchw = Translator(copy.deepcopy(loaded.generator), loaded.config, mode="eval", memory_format="contiguous")
     assert nchw.generator.encoder[1][1].weight.is_contiguous()
     image = torch.rand(1, 3, 40, 48) * 2 - 1
     assert torch.allclose(loaded(image), nchw(image), atol=1e-5)

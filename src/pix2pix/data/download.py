@@ -165,7 +165,7 @@ def _check_free_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise DataError(f"{folder}: needs about {needed / 1e6:.0f} MB free for the archive and its extracted "
-                        f"files, only {free / 1e6:.0f} MB are; free some space or choose another --root")
+                        f"files, only {free / 1e6:.0f} MB are; free some space or choose another `root`")
 
 
 # ---------------------------------------------------------------------------------------------------------

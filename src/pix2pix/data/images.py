@@ -160,7 +160,7 @@ def convert_channels(image: ImageData, channels: int, path: Path) -> ImageData:
         return image
     if not can_convert(have, channels):
         raise DataError.about(path, f"has {have} channel(s) but the run expects {channels}",
-                              f"convert the file, or train with {have} channel(s) (--input-nc/--output-nc)")
+                              f"convert the file, or train with {have} channel(s) (`input_nc`, `output_nc`)")
     pixels = image.pixels
     colour = pixels[:, :, :3] if have >= 3 else pixels[:, :, :1]
     if channels == 3:

@@ -147,7 +147,7 @@ def combine_folders(a_dir: Path, b_dir: Path, out: Path, *, folders: bool = Fals
 def _mismatch_message(a_dir: Path, b_dir: Path, described: list[str]) -> str:
     shown = "; ".join(described[:10]) + ("; ..." if len(described) > 10 else "")
     return (f"{a_dir} and {b_dir}: {len(described)} pair(s) differ in size ({shown}). Nothing was written. "
-            "Choose --size-mismatch resize-b (B to A's size), resize-a (A to B's size) or skip (leave them out)")
+            "Choose `size_mismatch` resize-b (B to A's size), resize-a (A to B's size) or skip (leave them out)")
 
 
 def _matched(a: Image.Image, b: Image.Image, size_mismatch: str) -> tuple[Image.Image, Image.Image]:
@@ -222,7 +222,7 @@ def split_dataset(folder: Path, *, val: float = 0.1, test: float = 0.1, seed: in
 
 def _check_fractions(val: float, test: float) -> None:
     if val < 0 or test < 0 or val + test >= 1:
-        raise DataError(f"--val {val} and --test {test}: each must be >= 0 and together < 1, so that training "
+        raise DataError(f"`val` {val} and `test` {test}: each must be >= 0 and together < 1, so that training "
                         "keeps some images")
 
 
@@ -240,7 +240,7 @@ def _assign_splits(names: list[str], val: float, test: float, seed: int, folder:
     """Shuffles the sorted names with the seed, then cuts test, val and the rest (train)."""
     n_val, n_test = round(len(names) * val), round(len(names) * test)
     if n_val + n_test >= len(names):
-        raise DataError(f"{folder}: {len(names)} image(s) are too few for --val {val} and --test {test}: "
+        raise DataError(f"{folder}: {len(names)} image(s) are too few for `val` {val} and `test` {test}: "
                         "no training images would be left; lower the fractions")
     order = list(names)
     random.Random(seed).shuffle(order)

@@ -313,7 +313,7 @@ def _check_crop(report: ValidationReport, path: Path, width: int, height: int, c
                 subject: str) -> None:
     if crop_size is not None and min(width, height) < crop_size:
         report.problems.append(Problem(path, f"{subject} {width}x{height}, smaller than the {crop_size} crop",
-                                       "use larger images or a smaller --crop-size"))
+                                       "use larger images or a smaller `crop_size`"))
 
 
 def _check_formats_agree(report: ValidationReport) -> None:
@@ -344,7 +344,7 @@ def screen_for_training(root: Path, layout: str, on_bad_file: str, record: Path,
     of what each file held, which spares a resumed run re-reading unchanged files."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found; check --data")
+        raise DataError(f"{root}: dataset folder not found; check `data`")
     report = validate_dataset(root, layout=layout, splits=("train", "val"), workers=workers, checked=checked)
     if not report.problems:
         record.unlink(missing_ok=True)
@@ -360,7 +360,7 @@ def screen_for_training(root: Path, layout: str, on_bad_file: str, record: Path,
 
 def _failure_message(report: ValidationReport, record: Path) -> str:
     lines = [f"{report.folder}: {len(report.bad_files)} bad file(s) among {report.checked}; all are listed in "
-             f"{record}. Fix or remove them, or pass --on-bad-file skip to train without them:"]
+             f"{record}. Fix or remove them, or set `on_bad_file` skip to train without them:"]
     return "\n".join(lines + problem_lines(report.errors, report.folder, SHOWN_PROBLEMS))
 
 

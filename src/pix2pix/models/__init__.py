@@ -12,7 +12,8 @@ __all__ = ["PatchDiscriminator", "UNetGenerator", "build_discriminator", "build_
 def build_generator(config) -> UNetGenerator:
     """G for a `RunConfig`, initialised from N(0, init_gain) as in the paper."""
     m = config.model
-    generator = UNetGenerator(m.input_nc, m.output_nc, config.generator_depth, ngf=m.ngf, norm=m.norm,
+    input_nc, output_nc = config.channels
+    generator = UNetGenerator(input_nc, output_nc, config.generator_depth, ngf=m.ngf, norm=m.norm,
                               dropout=m.dropout, skip_connections=m.skip_connections)
     return init_weights(generator, m.init_gain)
 
@@ -20,5 +21,6 @@ def build_generator(config) -> UNetGenerator:
 def build_discriminator(config) -> PatchDiscriminator:
     """D for a `RunConfig`: it sees the input beside the output unless the GAN is unconditional."""
     m = config.model
-    in_channels = m.output_nc + (m.input_nc if m.conditional else 0)
+    input_nc, output_nc = config.channels
+    in_channels = output_nc + (input_nc if m.conditional else 0)
     return init_weights(PatchDiscriminator(in_channels, patch=m.patch, ndf=m.ndf, norm=m.norm), m.init_gain)

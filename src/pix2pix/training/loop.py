@@ -23,6 +23,7 @@ from pix2pix.runs import RunDir, RunError
 from pix2pix.training import distributed
 from pix2pix.training.distributed import SINGLE_PROCESS, Ranks
 from pix2pix.training.records import LossLog, mean_l1, translate_batches, write_sample_grid
+from pix2pix.training.settings import with_channels_of_the_data
 from pix2pix.training.step import Pix2PixTrainer
 
 
@@ -108,7 +109,7 @@ class Trainer:
         """This process's device, checked for the precision and norm asked for; all processes agree first."""
         error = device = None
         try:
-            device = distributed.process_device(self.config.train.device, self.ranks)
+            device = distributed.process_device(self.config.machine.device, self.ranks)
             check_precision(device, self.config.train.precision)
             self._check_norm(device)
         except (DeviceError, RunError) as err:
@@ -191,7 +192,7 @@ class Trainer:
 
         def screen() -> tuple[list, list]:
             report = screen_for_training(Path(c.data.data), c.data.layout, c.data.on_bad_file,
-                                         self.run.path / "bad_files.json", workers=c.data.num_workers,
+                                         self.run.path / "bad_files.json", workers=c.machine.num_workers,
                                          checked=self.run.path / "checked_files.json")
             return report.usable_pairs("train"), report.usable_pairs("val")
 
@@ -200,7 +201,7 @@ class Trainer:
                                      seed=c.train.seed)
         self.sampler = EpochSampler(len(pairs), c.train.seed, c.train.batch_size, self.ranks.rank,
                                     self.ranks.world_size)
-        self.loader = training_loader(self.dataset, self.sampler, c.train.batch_size, c.data.num_workers,
+        self.loader = training_loader(self.dataset, self.sampler, c.train.batch_size, c.machine.num_workers,
                                       pin_memory=self.device.type == "cuda")
         self.held_out = PairedDataset(held_out or pairs, c.data, c.model.input_nc, c.model.output_nc, train=False)
         self.has_val = bool(held_out)
@@ -311,9 +312,10 @@ class Trainer:
 
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
     """Trains in this process, or, started by --processes or torchrun, as one of its processes (see
-    docs/distributed.md)."""
+    docs/distributed.md). Channel counts the config leaves unset come from the data (`resolve_config`)."""
+    config = with_channels_of_the_data(config)
     ranks = Ranks.from_environment()
-    distributed.start(ranks, config.train.dist_timeout)
+    distributed.start(ranks, config.machine.dist_timeout)
     finished = False
     try:
         result = Trainer(config, run_dir, resume, ranks).fit()

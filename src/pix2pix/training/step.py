@@ -34,7 +34,7 @@ class Pix2PixTrainer(nn.Module):
         self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
         self.conditional = config.model.conditional
         self.device = device
-        self.layouts = training_layouts(device, t.memory_format)
+        self.layouts = training_layouts(device, config.machine.memory_format)
         self.generator = build_generator(config).to(device, memory_format=self.layouts.weights)
         self.discriminator = (build_discriminator(config).to(device, memory_format=self.layouts.weights)
                               if t.gan_mode != "none" else None)

@@ -6,20 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from pix2pix.config import AT_LEAST_ONE, LAYOUTS, NOT_NEGATIVE, POSITIVE, Range
+from pix2pix.cli.common import HelpFormatter, positive_int
+from pix2pix.config import LAYOUTS
 from pix2pix.data.images import DataError
 from pix2pix.data.tools import SIZE_MISMATCH
 
 SHOWN_FILES = 20
 
 
-def add_data_commands(commands: argparse._SubParsersAction) -> None:
-    """Adds `pix2pix data` with its tools to the `pix2pix` parser (called by `pix2pix.cli.build_parser`)."""
-    from pix2pix.cli import HelpFormatter  # here, not at the top: pix2pix.cli imports this module
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """`pix2pix data` and its tools."""
     data = commands.add_parser("data", help="build, split, download, generate and check paired datasets",
                                formatter_class=HelpFormatter,
                                description="Dataset tools. Each writes aligned A|B PNGs (A left, B right) or A/ "
@@ -27,25 +25,6 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     tools = data.add_subparsers(dest="tool", required=True, metavar="TOOL")
     for add in (_add_combine, _add_split, _add_edges, _add_grayscale, _add_download, _add_synth, _add_validate):
         add(tools, HelpFormatter)
-
-
-def number_in(kind: type, valid: Range) -> Callable[[str], int | float]:
-    """An argparse type: a number of `kind` in the range `valid`, named as the config's ranges are."""
-    rule, holds = valid
-
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not holds(value):
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
-    return parse
-
-
-positive_int = number_in(int, AT_LEAST_ONE)
-non_negative_int = number_in(int, NOT_NEGATIVE)
-positive_float = number_in(float, POSITIVE)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The `pix2pix` command: help, settings from file and flags, and clear errors."""
+"""`pix2pix train` and `pix2pix demo`: settings from file and flags, end to end runs, and clear errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from pix2pix.cli import build_parser, train_config
+from pix2pix.cli import build_parser
+from pix2pix.cli.train import given_settings
 from pix2pix.config import ConfigError
+from pix2pix.training.settings import resolve_config
 from tests.conftest import tiny_flags
 
 
@@ -17,50 +19,41 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "export", "demo", "data validate"])
-def test_every_subcommand_has_help_with_defaults(command):
-    result = run_cli(*command.split(), "--help")
-    assert result.returncode == 0
-    assert "default" in result.stdout
+def train_config(argv: list[str]):
+    """The settings `pix2pix train ARGV` trains with."""
+    args = build_parser().parse_args(["train", *argv])
+    return resolve_config(given_settings(args), args.config, args.out if args.resume else None, "command line")
 
 
-def test_train_help_lists_the_paper_defaults():
-    text = " ".join(run_cli("train", "--help").stdout.split())
-    for expected in ("--lambda-l1", "default: 100.0", "--patch", "default: 70", "--no-skip-connections"):
-        assert expected in text
-
-
-def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):
+def test_flags_override_the_config_file_which_overrides_defaults(facades, tmp_path):
     settings = tmp_path / "settings.toml"
     settings.write_text('objective = "l1+gan"\n[model]\nngf = 16\nnorm = "instance"\n[train]\nlr = 0.001\n')
-    args = build_parser().parse_args(["train", "--out", str(tmp_path / "run"), "--config", str(settings),
-                                      "--data", "somewhere", "--lr", "0.0005", "--patch", "16"])
-    config = train_config(args)
+    config = train_config(["--out", str(tmp_path / "run"), "--config", str(settings), "--data", str(facades),
+                           "--lr", "0.0005", "--patch", "16"])
     assert (config.model.ngf, config.model.norm, config.model.patch) == (16, "instance", 16)
     assert config.train.lr == 0.0005 and config.train.beta1 == 0.5
     assert config.objective == "l1+gan" and not config.model.conditional
 
 
-def test_objective_flag_sets_the_preset_and_explicit_flags_still_win(tmp_path):
-    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--data", "d", "--objective", "l1",
-                                      "--lambda-l1", "10"])
-    config = train_config(args)
+def test_objective_flag_sets_the_preset_and_explicit_flags_still_win(facades, tmp_path):
+    config = train_config(["--out", str(tmp_path), "--data", str(facades), "--objective", "l1", "--lambda-l1", "10"])
     assert config.train.gan_mode == "none" and config.train.lambda_l1 == 10.0
 
 
 def test_resume_may_not_change_the_model(facades, tmp_path):
     run = tmp_path / "run"
     assert run_cli("train", "--out", str(run), *tiny_flags(facades), "--max-steps", "1").returncode == 0
-    args = build_parser().parse_args(["train", "--out", str(run), "--resume", "--ngf", "16"])
     with pytest.raises(ConfigError, match="model settings"):
-        train_config(args)
+        train_config(["--out", str(run), "--resume", "--ngf", "16"])
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["ngf"] == 8
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--data", "/no/such/folder"], "/no/such/folder: dataset folder not found"),
-    (["--data", ".", "--crop-size", "100"], "crop_size 100 must be a power of two"),
+    (["--data", ".", "--crop-size", "100"], "--crop-size 100 must be a power of two"),
+    (["--data", ".", "--lr", "-1"], "command line: --lr must be > 0, got -1.0"),
+    ([], "no dataset: set --data"),
     (["--config", "/no/such.toml", "--data", "."], "/no/such.toml: cannot read config file"),
 ])
 def test_bad_settings_give_one_clear_line_and_no_traceback(tmp_path, flags, message):

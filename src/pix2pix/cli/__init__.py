@@ -1,0 +1,93 @@
+"""The `pix2pix` command: parses flags, calls the library, and turns its errors into one line naming the flags.
+
+One module per command group (`train`, `translate`, `data`); this one builds the parser and reports errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from pix2pix.cli import data, train, translate
+from pix2pix.cli.common import HelpFormatter, as_flags, flags_of
+from pix2pix.config import ConfigError
+from pix2pix.data.images import DataError
+from pix2pix.devices import DeviceError
+from pix2pix.export import ExportError
+from pix2pix.inference import CompileError
+from pix2pix.runs import RunError
+from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
+
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
+PYTHON_FORMATWARNING = warnings.formatwarning
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pix2pix", formatter_class=HelpFormatter,
+                                     description="Image-to-image translation with conditional GANs "
+                                                 "(Isola et al., CVPR 2017).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (train, translate, data):
+        group.add_commands(commands)
+    return parser
+
+
+def user_message(err: Exception) -> str:
+    """The error's own message; for one re-raised from a data-loader worker, without the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def filesystem_message(err: OSError) -> str:
+    """'PATH: Not a directory' (with both paths of a failed rename or copy)."""
+    paths = [str(name) for name in (err.filename, err.filename2) if name is not None]
+    reason = err.strerror or str(err)
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def rank_prefix() -> str:
+    """Which process speaks, in a distributed run."""
+    ranks = Ranks.from_environment()
+    return f"rank {ranks.rank}: " if ranks.distributed else ""
+
+
+def show_own_warnings_in_one_line(flags: dict[str, str]) -> None:
+    """The package's warnings (a checkpoint skipped, an export not saved) as `pix2pix: warning: ...`, without
+    Python's file, line and source; other libraries' warnings keep their usual form."""
+    package = str(Path(__file__).parents[1])
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if str(filename).startswith(package):
+            return f"pix2pix: warning: {rank_prefix()}{as_flags(str(message), flags)}\n"
+        return PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    flags = flags_of(parser)
+    show_own_warnings_in_one_line(flags)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as err:
+        print(f"pix2pix: error: {rank_prefix()}{as_flags(user_message(err), flags)}", file=sys.stderr)
+        return 2
+    except PeerError as err:
+        print(f"pix2pix: {rank_prefix()}stopped because {err} (see its message)", file=sys.stderr)
+        return 2
+    except LostPeerError as err:
+        print(f"pix2pix: error: {rank_prefix()}{as_flags(str(err), flags)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a path the command cannot write or read where the command did not expect it
+        print(f"pix2pix: error: {rank_prefix()}{filesystem_message(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pix2pix: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,90 @@
+"""`pix2pix translate` and `pix2pix export`: a trained run applied to images, or written out for other runtimes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pix2pix.cli.common import HelpFormatter, non_negative_int, positive_float
+from pix2pix.config import PRECISIONS
+from pix2pix.devices import DEVICE_HELP
+from pix2pix.inference import BACKENDS
+from pix2pix.models import MODES
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    translate = commands.add_parser("translate", help="translate images of any size with a trained run",
+                                    formatter_class=HelpFormatter)
+    translate.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
+    translate.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="image files or folders")
+    translate.add_argument("--out", type=Path, required=True, help="folder for outputs and report.html")
+    translate.add_argument("--mode", choices=MODES, default="paper",
+                           help="paper: dropout on and batch statistics, as in the paper; eval: deterministic")
+    translate.add_argument("--seed", type=int, default=None, help="makes paper-mode outputs reproducible")
+    translate.add_argument("--aligned", action="store_true",
+                           help="inputs are A|B pairs: translate the input half, also write the target")
+    translate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    translate.add_argument("--tile", type=non_negative_int, default=None,
+                           help="translate in N x N tiles (0: never); default: tile only images over the memory "
+                                "budget, in as few tiles as fit it")
+    translate.add_argument("--overlap", type=non_negative_int, default=64,
+                           help="pixels neighbouring tiles share and blend")
+    translate.add_argument("--memory-budget", type=positive_float, default=2.0, metavar="GIB", dest="memory_budget_gib",
+                           help="largest estimated generator memory for translating an image whole")
+    translate.add_argument("--backend", choices=BACKENDS, default="torch",
+                           help="onnx: ONNX Runtime on the CPU, exported into the run folder at first use "
+                                '(pip install "pix2pix[onnx]")')
+    translate.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                           help="the generator's number type (torch backend): bf16 on GPUs and CPUs with native bf16 "
+                                "(AVX-512 bf16, AMX), fp16 on GPUs; faster there, 8-bit outputs within one level of "
+                                "fp32's")
+    translate.add_argument("--compile", action="store_true", dest="compiled",
+                           help="compile the generator with TorchInductor (torch backend), its weights frozen in: "
+                                "seconds to a minute at the first image of each padded size, then faster per "
+                                "image (docs/performance.md); pays off for many images of one size")
+    translate.set_defaults(handler=cmd_translate)
+
+    export = commands.add_parser("export", help="write a run's generator as ONNX, for ONNX Runtime and others",
+                                 formatter_class=HelpFormatter,
+                                 description="Writes RUN/generator-MODE.onnx (dynamic batch, height and width). "
+                                             "Paper mode takes its dropout masks as inputs mask_0, mask_1, ...; "
+                                             "see pix2pix/export.py. Needs pip install \"pix2pix[onnx]\".")
+    export.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="file format")
+    export.add_argument("--mode", choices=MODES, nargs="+", default=list(MODES),
+                        help="test-time modes to export, one file each")
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from pix2pix.evaluation.report import ReportRow, write_translation_report
+    from pix2pix.inference import Tiling, Translator, translate_files
+
+    tiling = Tiling(tile=args.tile, overlap=args.overlap, memory_budget_gib=args.memory_budget_gib)
+    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling,
+                                 backend=args.backend, precision=args.precision, compiled=args.compiled)
+    summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
+    rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
+    if rows:
+        report = write_translation_report(args.out, rows, f"pix2pix translations ({args.mode} mode)", args.run)
+        print(f"Translated {len(rows)} image(s) into {args.out}. Report: {report}")
+    for failure in summary.failed:
+        print(f"failed: {failure}", file=sys.stderr)
+    if summary.failed or not rows:
+        print(f"pix2pix: {len(summary.failed)} of {len(summary.failed) + len(rows)} input(s) failed",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pix2pix.export import export_run
+    from pix2pix.runs import RunDir, load_generator
+
+    run = RunDir(args.run)
+    generator, _ = load_generator(run)
+    for mode in args.mode:
+        path = export_run(run, generator, mode)
+        print(f"Wrote {path} ({mode} mode)")
+    return 0
