@@ -38,7 +38,7 @@ def test_16bit_colour_converts_to_16bit_gray(tmp_path):
 
 def test_meaningless_channel_changes_are_refused_naming_file_and_flag(tmp_path):
     path = save_pillow(samples(8, 8, 3), tmp_path / "rgb.png")
-    with pytest.raises(DataError, match=r"rgb\.png: has 3 channel\(s\) but the run expects 4.*--input-nc"):
+    with pytest.raises(DataError, match=r"rgb\.png: has 3 channel\(s\) but the run expects 4.*`input_nc`"):
         load_image_data(path, 4)
     assert not can_convert(5, 3) and not can_convert(1, 2) and can_convert(4, 3) and can_convert(2, 1)
 
