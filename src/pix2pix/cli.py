@@ -29,7 +29,9 @@ from pix2pix.devices import DEVICE_HELP, DeviceError
 from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunDir, RunError
-from pix2pix.training.distributed import LostPeerError, PeerError, Ranks, launch_here
+from pix2pix.training.launch import launch_here
+from pix2pix.training.processes import LostPeerError, PeerError
+from pix2pix.training.processes import Processes as Ranks
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
 PYTHON_FORMATWARNING = warnings.formatwarning
