@@ -65,7 +65,7 @@ from pix2pix.devices import (  # noqa: E402
     resolve_device,
 )
 from pix2pix.models.layers import with_plain_convolutions  # noqa: E402
-from pix2pix.training.step import Pix2PixTrainer  # noqa: E402
+from pix2pix.training.step import Networks  # noqa: E402
 
 MAPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "maps" / "train"
 BASELINE = "naive fp32 baseline"
@@ -77,9 +77,9 @@ Settings = dict | None
 """A variant: settings applied to the paper's config, or None for the naive baseline."""
 
 
-def naive_trainer(config: RunConfig, device: torch.device) -> Pix2PixTrainer:
+def naive_trainer(config: RunConfig, device: torch.device) -> Networks:
     """The project's models in plain PyTorch layers and NCHW, with PyTorch's default Adam."""
-    trainer = Pix2PixTrainer(config.updated({"memory_format": "contiguous"}), device)
+    trainer = Networks(config.updated({"memory_format": "contiguous"}), device)
     with_plain_convolutions(trainer.generator)
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
@@ -88,10 +88,10 @@ def naive_trainer(config: RunConfig, device: torch.device) -> Pix2PixTrainer:
     return trainer
 
 
-def build_trainer(settings: Settings, config: RunConfig, device: torch.device) -> Pix2PixTrainer:
+def build_trainer(settings: Settings, config: RunConfig, device: torch.device) -> Networks:
     if settings is None:
         return naive_trainer(config, device)
-    return Pix2PixTrainer(config.updated(settings), device)
+    return Networks(config.updated(settings), device)
 
 
 def all_variants(device: torch.device) -> dict[str, Settings]:
@@ -130,13 +130,13 @@ def random_batch(size: int, batch_size: int) -> dict[str, torch.Tensor]:
             "target": torch.rand(batch_size, 3, size, size) * 2 - 1}
 
 
-def flops_per_step(trainer: Pix2PixTrainer, batch: dict) -> int:
+def flops_per_step(trainer: Networks, batch: dict) -> int:
     with FlopCounterMode(display=False) as counter:
         trainer.step(batch)
     return counter.get_total_flops()
 
 
-def timed_step(trainer: Pix2PixTrainer, batch: dict) -> None:
+def timed_step(trainer: Networks, batch: dict) -> None:
     trainer.step(batch)
     synchronize(trainer.device)
 
@@ -268,7 +268,7 @@ def endless(loader: DataLoader) -> Iterator[dict]:
         yield from loader
 
 
-def waits_and_steps(trainer: Pix2PixTrainer, loader: DataLoader, warmup: int,
+def waits_and_steps(trainer: Networks, loader: DataLoader, warmup: int,
                     steps: int) -> tuple[list[float], list[float]]:
     """Wall seconds each iteration waits for its batch, and spends in the step, after `warmup` iterations
     that start the workers; the loader and its workers end when this returns."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pix2pix.config import ConfigError, RunConfig, read_settings_file
-from pix2pix.training.step import Pix2PixTrainer, lr_factor
+from pix2pix.training.step import Networks, lr_factor
 
 
 def test_defaults_reproduce_the_paper():
@@ -212,7 +212,7 @@ def test_lr_factor_small_schedule():
 def test_trainer_schedules_both_learning_rates():
     config = RunConfig().updated({"crop_size": 32, "load_size": 36, "ngf": 2, "ndf": 2, "n_epochs": 2,
                                   "n_epochs_decay": 3, "lr": 1e-3})
-    trainer = Pix2PixTrainer(config, torch.device("cpu"))
+    trainer = Networks(config, torch.device("cpu"))
     seen = []
     for _ in range(5):
         seen.append((trainer.lr, trainer.optimizers["discriminator"].param_groups[0]["lr"]))

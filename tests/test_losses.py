@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pix2pix.config import OBJECTIVES, RunConfig
 from pix2pix.losses import discriminator_loss, gan_loss, generator_loss
 from pix2pix.models import build_discriminator
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.step import Networks
 
 SMALL = {"crop_size": 32, "load_size": 36, "ngf": 4, "ndf": 4}
 CPU = torch.device("cpu")
@@ -31,9 +31,9 @@ def _batch(size: int = 32, batch: int = 2, seed: int = 0) -> dict[str, torch.Ten
             "target": torch.rand(batch, 3, size, size, generator=generator) * 2 - 1}
 
 
-def _trainer(settings: dict, seed: int = 0) -> Pix2PixTrainer:
+def _trainer(settings: dict, seed: int = 0) -> Networks:
     torch.manual_seed(seed)
-    return Pix2PixTrainer(RunConfig().updated({**SMALL, **settings}), CPU)
+    return Networks(RunConfig().updated({**SMALL, **settings}), CPU)
 
 
 # --- the GAN term ---------------------------------------------------------------------------------------------

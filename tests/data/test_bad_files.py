@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pix2pix.cli import main, user_message
@@ -22,7 +23,8 @@ from pix2pix.data.images import DataError
 from pix2pix.data.reading import load_image_data
 from pix2pix.models import build_generator
 from pix2pix.runs import RunDir
-from pix2pix.training.loop import Trainer
+from pix2pix.training.loop import screened_data, train
+from pix2pix.training.processes import ONE_PROCESS
 from tests.conftest import TINY, tiny_flags
 from tests.data.conftest import bomb_png
 
@@ -43,6 +45,9 @@ def damaged(facades, tmp_path) -> Path:
     return data
 
 
+CPU = torch.device("cpu")
+
+
 def config_for(data: Path, **changes) -> RunConfig:
     return RunConfig().updated({**TINY, "data": str(data), **changes})
 
@@ -53,7 +58,7 @@ def config_for(data: Path, **changes) -> RunConfig:
 def test_fail_stops_before_training_naming_every_bad_file(damaged, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(DataError) as info:
-        Trainer(config_for(damaged), run)
+        train(config_for(damaged), run)
     message = str(info.value)
     bad = sorted((damaged / "train").iterdir())[:3]
     assert "3 bad file(s) among 12" in message and "`on_bad_file` skip" in message
@@ -66,14 +71,15 @@ def test_fail_stops_before_training_naming_every_bad_file(damaged, tmp_path):
 
 def test_skip_drops_bad_pairs_names_each_file_once_and_trains(damaged, tmp_path, capsys):
     run = tmp_path / "run"
-    trainer = Trainer(config_for(damaged, on_bad_file="skip", max_steps=2), run)
-    assert len(trainer.dataset) == 5 and len(trainer.held_out) == 4
+    config = config_for(damaged, on_bad_file="skip", max_steps=2)
+    data = screened_data(config, RunDir(run), ONE_PROCESS, CPU)
+    assert len(data.dataset) == 5 and len(data.held_out) == 4
     err = capsys.readouterr().err
     bad = sorted((damaged / "train").iterdir())[:3]
     assert [line.split(": ")[2].removeprefix("skipping ") for line in err.splitlines() if "skipping" in line] == [
         str(p) for p in bad]
     assert "skipped 3 bad file(s), kept train 5 of 8 pairs, val 4 of 4 pairs" in err
-    assert trainer.fit().step == 2
+    assert train(config, run).step == 2
     assert len(json.loads((run / "bad_files.json").read_text())["problems"]) == 3
 
 
@@ -81,21 +87,21 @@ def test_a_clean_start_removes_a_stale_bad_file_list(facades, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "bad_files.json").write_text("{}")
-    Trainer(config_for(facades), run)
+    screened_data(config_for(facades), RunDir(run), ONE_PROCESS, CPU)
     assert not (run / "bad_files.json").exists()
 
 
 def test_a_resume_reads_only_the_files_changed_since_and_stops_on_new_damage(facades, tmp_path, monkeypatch):
     data, run = Path(shutil.copytree(facades, tmp_path / "data")), tmp_path / "run"
-    Trainer(config_for(data, max_steps=1), run).fit()
+    train(config_for(data, max_steps=1), run)
     reads = []
     monkeypatch.setattr(validate, "load_image_data", lambda path, **kwargs: reads.append(path) or
                         load_image_data(path, **kwargs))
-    resumed = Trainer(config_for(data, max_steps=2), run, resume=True)
-    assert reads == [] and len(resumed.dataset) == 8 and len(resumed.held_out) == 4
+    again = screened_data(config_for(data, max_steps=2), RunDir(run), ONE_PROCESS, CPU)
+    assert reads == [] and len(again.dataset) == 8 and len(again.held_out) == 4
     victim = truncate(sorted((data / "train").iterdir())[5])
     with pytest.raises(DataError, match=f"(?s)1 bad file.*train/{victim.name}: cannot decode"):
-        Trainer(config_for(data, max_steps=2), run, resume=True)
+        train(config_for(data, max_steps=2), run, resume=True)
     assert reads == [victim]
 
 

@@ -17,9 +17,9 @@ import torch
 
 from pix2pix.config import RunConfig
 from pix2pix.runs import RunDir
-from pix2pix.training.distributed import Ranks, process_device
 from pix2pix.training.loop import StopRequest, train
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.processes import Processes
+from pix2pix.training.step import Networks
 from tests.conftest import TINY, tiny_flags
 from tests.training.test_training import assert_same_tensors, final_state
 
@@ -70,8 +70,8 @@ def test_two_processes_at_batch_1_match_one_process_at_batch_2(facades, tmp_path
 
 def initial_weights(config: RunConfig) -> dict[str, dict[str, torch.Tensor]]:
     torch.manual_seed(config.train.seed)
-    trainer = Pix2PixTrainer(config, torch.device("cpu"))
-    return {"generator": trainer.generator.state_dict(), "discriminator": trainer.discriminator.state_dict()}
+    networks = Networks(config, torch.device("cpu"))
+    return {"generator": networks.generator.state_dict(), "discriminator": networks.discriminator.state_dict()}
 
 
 def test_a_two_process_run_writes_one_set_of_files_and_resumes_with_any_number_of_processes(facades, tmp_path):
@@ -109,7 +109,7 @@ def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades,
                     launcher=launcher)
     assert done.returncode != 0
     for rank in (0, 1):
-        assert f"error: rank {rank}: --norm syncbatch needs CUDA devices" in done.stderr
+        assert f"error: rank {rank}: `norm` syncbatch needs CUDA devices" in done.stderr
     assert not our_traceback(done.stderr)
     assert not (tmp_path / "run" / "checkpoints").exists()
     if launcher == "--processes":  # which also leaves out torchrun's traceback and report
@@ -192,10 +192,10 @@ def test_when_a_process_dies_or_hangs_the_other_stops_with_a_clear_message(facad
 
 
 def test_process_devices_follow_the_local_rank():
-    two = Ranks(rank=1, world_size=2, local_rank=1)
-    assert process_device("cpu", two) == torch.device("cpu")
+    two = Processes(rank=1, world_size=2, local_rank=1)
+    assert two.device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
-        assert process_device("auto", two) == torch.device("cpu")
+        assert two.device("auto") == torch.device("cpu")
 
 
 def test_ctrl_c_passed_on_twice_by_torchrun_is_one_request_but_a_later_second_one_interrupts():

@@ -12,7 +12,7 @@ from pix2pix.devices import TrainingLayouts, memory_format, training_layouts
 from pix2pix.inference import Translator
 from pix2pix.models import build_generator
 from pix2pix.training.loop import train
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.step import Networks
 from tests.conftest import needs_cuda
 
 
@@ -57,28 +57,28 @@ def test_every_layout_trains_as_nchw_does_and_the_nets_run_in_their_layouts(tiny
     torch.manual_seed(0)
     batches = [{"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
                for _ in range(3)]
-    trainers, seen = {}, {}
+    by_setting, seen = {}, {}
     for setting in ("contiguous", "channels_last", "auto"):
         torch.manual_seed(1)
-        trainer = Pix2PixTrainer(tiny_config.updated({"memory_format": setting, "dropout": 0.0}), torch.device(device))
-        trainers[setting] = trainer
-        for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+        nets = Networks(tiny_config.updated({"memory_format": setting, "dropout": 0.0}), torch.device(device))
+        by_setting[setting] = nets
+        for name, net in (("generator", nets.generator), ("discriminator", nets.discriminator)):
             first_conv(net).register_forward_pre_hook(
                 lambda _, args, key=(setting, name): seen.setdefault(key, set()).add(layout_of(args[0])))
-    start = [p.detach().clone() for p in trainers["contiguous"].parameters()]
+    start = [p.detach().clone() for p in by_setting["contiguous"].parameters()]
     for batch in batches:  # on CPU, moved to the device by the step
-        losses = {setting: trainer.step(batch) for setting, trainer in trainers.items()}
+        losses = {setting: nets.step(batch) for setting, nets in by_setting.items()}
         for setting in ("channels_last", "auto"):
             for name, value in losses["contiguous"].items():
                 assert torch.allclose(losses[setting][name], value, rtol=1e-4, atol=1e-5), (setting, name)
-    for setting, trainer in trainers.items():
+    for setting, nets in by_setting.items():
         layouts = training_layouts(torch.device(device), setting)
         assert seen[setting, "generator"] == {layouts.generator}, setting
         assert seen[setting, "discriminator"] == {layouts.discriminator}, setting
-        assert all(layout_of(p) == layouts.weights for p in trainer.parameters() if p.dim() == 4
+        assert all(layout_of(p) == layouts.weights for p in nets.parameters() if p.dim() == 4
                    and min(p.shape[2:]) > 1), setting
         moved = 0.0
-        for plain, other, before in zip(trainers["contiguous"].parameters(), trainer.parameters(), start, strict=True):
+        for plain, other, before in zip(by_setting["contiguous"].parameters(), nets.parameters(), start, strict=True):
             assert torch.allclose(other, plain, atol=1e-5), (setting, (other - plain).abs().max())
             moved = max(moved, (plain - before).abs().max().item())
         assert moved > 1e-4
@@ -112,28 +112,28 @@ def test_resumed_adam_state_takes_its_parameters_layout(tiny_config):
     """A checkpoint keeps the layout it trained in: channels_last on CUDA, NCHW weights on CPU. PyTorch's fused Adam
     on CPU updates wrongly when a state's layout differs from its parameter's (0.16 off after one step)."""
     torch.manual_seed(0)
-    trainer = Pix2PixTrainer(tiny_config, torch.device("cpu"))
-    trainer.step({"input": torch.rand(1, 3, 32, 32) * 2 - 1, "target": torch.rand(1, 3, 32, 32) * 2 - 1})
-    state = trainer.training_state()
+    nets = Networks(tiny_config, torch.device("cpu"))
+    nets.step({"input": torch.rand(1, 3, 32, 32) * 2 - 1, "target": torch.rand(1, 3, 32, 32) * 2 - 1})
+    state = nets.training_state()
     from_cuda = copy.deepcopy(state)
-    for name in trainer.optimizers:
+    for name in nets.optimizers:
         for param_state in from_cuda[f"optimizer_{name}"]["state"].values():
             for key, value in param_state.items():
                 if value.dim() == 4:
                     param_state[key] = value.contiguous(memory_format=NHWC)
     resumed = []
     for saved_state in (state, from_cuda):
-        resumed.append(Pix2PixTrainer(tiny_config, torch.device("cpu")))
+        resumed.append(Networks(tiny_config, torch.device("cpu")))
         resumed[-1].load_training_state(saved_state)
     for opt in resumed[1].optimizers.values():
         for param, param_state in opt.state.items():
             assert all(value.stride() == param.stride() for value in param_state.values() if value.dim() == 4)
     torch.manual_seed(1)
     gradients = [torch.randn_like(p) for p in resumed[0].parameters()]
-    for trainer in resumed:
-        for param, gradient in zip(trainer.parameters(), gradients, strict=True):
+    for nets in resumed:
+        for param, gradient in zip(nets.parameters(), gradients, strict=True):
             param.grad = gradient.clone()
-        for opt in trainer.optimizers.values():
+        for opt in nets.optimizers.values():
             opt.step()
     for plain, from_other_layout in zip(resumed[0].parameters(), resumed[1].parameters(), strict=True):
         assert torch.allclose(from_other_layout, plain, atol=1e-7)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pix2pix.devices import DeviceError, check_precision
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.step import Networks
 from tests.conftest import needs_cuda
 
 
@@ -21,13 +21,13 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused():
         check_precision(torch.device("cpu"), "bf16")
 
 
-def fp32_and(precision: str, config, device: torch.device) -> dict[str, Pix2PixTrainer]:
-    """Two trainers with the same initial weights, in fp32 and in `precision`."""
-    trainers = {}
+def fp32_and(precision: str, config, device: torch.device) -> dict[str, Networks]:
+    """Two pairs of networks with the same initial weights, in fp32 and in `precision`."""
+    by_precision = {}
     for name in ("fp32", precision):
         torch.manual_seed(1)
-        trainers[name] = Pix2PixTrainer(config.updated({"precision": name, "dropout": 0.0}), device)
-    return trainers
+        by_precision[name] = Networks(config.updated({"precision": name, "dropout": 0.0}), device)
+    return by_precision
 
 
 def tiny_batch() -> dict[str, torch.Tensor]:
@@ -40,17 +40,17 @@ def test_bf16_autocast_step_stays_close_to_fp32(tiny_config, device):
     """Same weights and batch: bf16 forward passes with fp32 losses give nearly the fp32 losses and updates
     (run whatever the CPU, at 32 px, since the check of numbers does not depend on speed)."""
     batch = tiny_batch()
-    trainers = fp32_and("bf16", tiny_config, torch.device(device))
-    before = [p.detach().clone() for p in trainers["fp32"].generator.parameters()]
-    losses = {precision: trainer.step(batch) for precision, trainer in trainers.items()}
+    by_precision = fp32_and("bf16", tiny_config, torch.device(device))
+    before = [p.detach().clone() for p in by_precision["fp32"].generator.parameters()]
+    losses = {precision: nets.step(batch) for precision, nets in by_precision.items()}
     assert set(losses["bf16"]) == set(losses["fp32"])
     for name, value in losses["fp32"].items():
         assert losses["bf16"][name].dtype == torch.float32
         assert abs(losses["bf16"][name].item() - value.item()) <= 0.02 * abs(value.item()) + 0.02, name
     updates = {precision: torch.cat([(p.detach() - b).flatten() for p, b in
-                                     zip(trainer.generator.parameters(), before)])
-               for precision, trainer in trainers.items()}
-    assert all(p.dtype == torch.float32 for p in trainers["bf16"].generator.parameters())
+                                     zip(nets.generator.parameters(), before)])
+               for precision, nets in by_precision.items()}
+    assert all(p.dtype == torch.float32 for p in by_precision["bf16"].generator.parameters())
     moved = updates["fp32"].abs() > 1e-4  # Adam's first step moves most weights by about lr = 2e-4
     agree = (updates["bf16"][moved].sign() == updates["fp32"][moved].sign()).float().mean()
     assert moved.float().mean() > 0.5 and agree > 0.9, (moved.float().mean(), agree)
@@ -61,14 +61,14 @@ def test_fp16_with_the_gradient_scaler_trains_close_to_fp32(tiny_config):
     """The scaler may skip the first steps (their scaled gradients overflow fp16) while it finds its scale; the
     losses stay close to fp32's and the weights do move."""
     batch = tiny_batch()
-    trainers = fp32_and("fp16", tiny_config, torch.device("cuda"))
-    before = [p.detach().clone() for p in trainers["fp16"].generator.parameters()]
-    first = {name: trainer.step(batch) for name, trainer in trainers.items()}
+    by_precision = fp32_and("fp16", tiny_config, torch.device("cuda"))
+    before = [p.detach().clone() for p in by_precision["fp16"].generator.parameters()]
+    first = {name: nets.step(batch) for name, nets in by_precision.items()}
     for name, value in first["fp32"].items():
         assert abs(first["fp16"][name].item() - value.item()) <= 0.02 * abs(value.item()) + 0.02, name
     for _ in range(20):
-        losses = trainers["fp16"].step(batch)
+        losses = by_precision["fp16"].step(batch)
     assert all(torch.isfinite(value) for value in losses.values())
     moved = max((p.detach() - b).abs().max().item()
-                for p, b in zip(trainers["fp16"].generator.parameters(), before))
+                for p, b in zip(by_precision["fp16"].generator.parameters(), before))
     assert moved > 1e-4

@@ -18,7 +18,9 @@ from safetensors.torch import load_file
 from pix2pix.config import RunConfig
 from pix2pix.data.synthetic import generate_facades
 from pix2pix.runs import RunDir, RunError
-from pix2pix.training.loop import Trainer, train
+from pix2pix.training.checkpoints import Checkpoints
+from pix2pix.training.loop import train
+from pix2pix.training.processes import ONE_PROCESS
 from tests.conftest import TINY, tiny_flags
 
 
@@ -57,8 +59,8 @@ def test_run_folder_holds_config_weights_checkpoints_log_samples_and_report(tiny
 
 def test_a_second_run_into_the_same_folder_is_refused(tiny_config, tmp_path):
     train(tiny_config.updated({"max_steps": 1}), tmp_path / "run")
-    with pytest.raises(RunError, match="--resume"):
-        Trainer(tiny_config, tmp_path / "run")
+    with pytest.raises(RunError, match="`resume`"):
+        train(tiny_config, tmp_path / "run")
 
 
 def final_state(run: Path) -> tuple[dict, dict]:
@@ -146,7 +148,7 @@ def test_ctrl_c_saves_a_checkpoint_of_the_last_step_and_resume_continues(facades
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "--resume" in stderr and "Traceback" not in stderr
+    assert "continue it with --resume" in stdout and "Traceback" not in stderr
     stopped_at = torch.load(RunDir(run).checkpoints()[-1], weights_only=True)["position"]["step"]
     assert stopped_at == max(r["step"] for r in read_log(run) if "G" in r)
     resumed = run_cli("train", "--out", str(run), "--resume", "--max-steps", str(stopped_at + 3))
@@ -166,14 +168,15 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_all_damaged_is_a_clear_error
     train(tiny_config.updated({"max_steps": 4, "save_every": 2}), run)
     older, newest = RunDir(run).checkpoints()[-2:]
     newest.write_bytes(newest.read_bytes()[:1000])
+    checkpoints = Checkpoints(RunDir(run), tiny_config, ONE_PROCESS)
     with pytest.warns(UserWarning, match=f"{newest}: unreadable checkpoint skipped"):
-        assert Trainer(tiny_config, run, resume=True).position.step == 2
+        assert checkpoints.to_resume_from()["position"]["step"] == 2
     resumed = run_cli("train", "--out", str(run), "--resume", "--max-steps", "2")
     assert resumed.returncode == 0 and "UserWarning" not in resumed.stderr
     assert f"pix2pix: warning: {newest}: unreadable checkpoint skipped (" in resumed.stderr
     older.write_bytes(b"")
     with pytest.warns(UserWarning), pytest.raises(RunError, match="none of its 2 checkpoint"):
-        Trainer(tiny_config, run, resume=True)
+        checkpoints.to_resume_from()
 
 
 def test_a_checkpoint_from_an_older_layout_is_refused_with_the_reason(tiny_config, tmp_path):

@@ -18,7 +18,7 @@ from pix2pix.devices import DeviceError
 from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunError
-from pix2pix.training.distributed import LostPeerError, PeerError, Ranks
+from pix2pix.training.processes import LostPeerError, PeerError, Processes
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
 PYTHON_FORMATWARNING = warnings.formatwarning
@@ -52,8 +52,8 @@ def filesystem_message(err: OSError) -> str:
 
 def rank_prefix() -> str:
     """Which process speaks, in a distributed run."""
-    ranks = Ranks.from_environment()
-    return f"rank {ranks.rank}: " if ranks.distributed else ""
+    processes = Processes.from_environment()
+    return f"rank {processes.rank}: " if processes.distributed else ""
 
 
 def show_own_warnings_in_one_line(flags: dict[str, str]) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pix2pix.cli.common import HelpFormatter, positive_int
 from pix2pix.config import FIELDS, OBJECTIVES, SECTIONS, ConfigError, RunConfig, field_type
-from pix2pix.training.distributed import Ranks, launch_here
+from pix2pix.training.launch import launch_here
+from pix2pix.training.processes import Processes
 from pix2pix.training.settings import resolve_config
 
 
@@ -77,9 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.processes > 1 and not _launched(args.processes):
         return _launch(args.processes, config, args.out, args.resume)
     result = train(config, args.out, resume=args.resume)
-    state = "interrupted at" if result.interrupted else "finished at"
-    if Ranks.from_environment().is_main:
-        print(f"Training {state} step {result.step}. Run folder: {result.run_dir}\n"
+    state = "interrupted at step {}; continue it with --resume" if result.interrupted else "finished at step {}"
+    if Processes.from_environment().is_main:
+        print(f"Training {state.format(result.step)}. Run folder: {result.run_dir}\n"
               f"Report: {result.run_dir / 'report.html'}")
     return 130 if result.interrupted else 0
 
@@ -90,7 +91,7 @@ def _launched(processes: int) -> bool:
     if per_machine is not None and processes not in (1, int(per_machine)):
         raise ConfigError(f"--processes {processes} under torchrun, which started {per_machine} processes per "
                           "machine; leave --processes out (torchrun's --nproc_per_node sets it)")
-    return Ranks.from_environment().distributed
+    return Processes.from_environment().distributed
 
 
 def _launch(processes: int, config: RunConfig, out: Path, resume: bool) -> int:

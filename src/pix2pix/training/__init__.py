@@ -1,1 +1,2 @@
-"""Training: the D/G step, the loop around it with checkpoints and resume, and what it records."""
+"""Training: the loop (`loop`), the D/G step (`step`), checkpoints and resume (`checkpoints`), what a run records
+(`records`), and for several processes their agreement (`processes`) and launcher (`launch`)."""

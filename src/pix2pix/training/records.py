@@ -1,19 +1,22 @@
-"""What a run records as it trains: the loss log, sample grids and the held-out L1."""
+"""What a run records as it trains: the loss log, and at step 0 and each epoch end sample grids, the held-out L1,
+metrics.json and the report."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from pix2pix.atomic import atomic_path
+from pix2pix.atomic import atomic_path, write_text_atomic
 from pix2pix.data.dataset import PairedDataset
 from pix2pix.data.tensors import preview_image
 from pix2pix.data.writing import save_pil
+from pix2pix.evaluation.report import write_run_report
 from pix2pix.models import translation_mode
 
 
@@ -97,3 +100,40 @@ def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor
 def mean_l1(triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> float:
     """Mean absolute error between output and target in the [-1, 1] range."""
     return float(torch.stack([(out - target).abs().mean() for _, out, target in triples]).mean())
+
+
+@dataclass
+class Recorder:
+    """What a user looks at while a run trains: sample grid, held-out L1, loss plot and report. Rank 0 `writes`;
+    with synchronized batch norm every process `translates` too, since its layers work together."""
+
+    run: Path
+    held_out: PairedDataset
+    held_out_is_val: bool
+    num_samples: int
+    val_images: int
+    log: LossLog
+    device: torch.device
+    writes: bool
+    translates: bool
+
+    def record(self, generator: torch.nn.Module, epoch: int, step: int, initial: bool = False) -> None:
+        if not self.translates:
+            return
+        count = min(len(self.held_out), max(self.num_samples, self.val_images))
+        triples = translate_batches(generator, self.held_out, range(count), self.device)
+        if not self.writes:
+            return
+        write_sample_grid(self.run / "samples" / f"step_{step:07d}.png", triples[: self.num_samples])
+        l1 = mean_l1(triples)
+        self.log.write({"step": step, "epoch": epoch, "val_L1" if self.held_out_is_val else "train_L1": round(l1, 6)})
+        metrics = {"l1_step0": l1} if initial else read_metrics(self.run)
+        metrics.update({"step": step, "l1_now": l1, "l1_images": count})
+        write_text_atomic(self.run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_run_report(self.run)  # also redraws losses.png
+
+
+def read_metrics(run: Path) -> dict:
+    """RUN/metrics.json: the held-out L1 at step 0 and now."""
+    path = run / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,4 +1,5 @@
-"""The pix2pix model in training: G, D, their optimizers and schedules, and one D step then one G step."""
+"""The networks in training: G and D with their optimizers, schedules and gradient scaler, and one D step then
+one G step."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pix2pix.config import RunConfig
 from pix2pix.devices import AUTOCAST_DTYPES, training_layouts
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.models import build_discriminator, build_generator
-from pix2pix.training.distributed import SINGLE_PROCESS, Ranks, replicate
+from pix2pix.training.processes import ONE_PROCESS, Processes
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -20,15 +21,15 @@ def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)
 
 
-class Pix2PixTrainer(nn.Module):
-    """Owns both networks and their optimizers; `step` is one training iteration.
+class Networks(nn.Module):
+    """G and D with what trains them; `step` is one training iteration.
 
     With several processes, G and D train through their DistributedDataParallel replicas, which average the
     gradients over the global batch; `generator` and `discriminator` stay the plain networks that are saved
     and translated with (in one process, the replicas are those same networks).
     """
 
-    def __init__(self, config: RunConfig, device: torch.device, ranks: Ranks = SINGLE_PROCESS) -> None:
+    def __init__(self, config: RunConfig, device: torch.device, processes: Processes = ONE_PROCESS) -> None:
         super().__init__()
         t = config.train
         self.gan_mode, self.lambda_l1 = t.gan_mode, t.lambda_l1
@@ -39,8 +40,8 @@ class Pix2PixTrainer(nn.Module):
         self.discriminator = (build_discriminator(config).to(device, memory_format=self.layouts.weights)
                               if t.gan_mode != "none" else None)
         sync = config.model.norm == "syncbatch"
-        self.generator_replica = replicate(self.generator, ranks, device, sync)
-        self.discriminator_replica = (replicate(self.discriminator, ranks, device, sync)
+        self.generator_replica = processes.replicate(self.generator, device, sync)
+        self.discriminator_replica = (processes.replicate(self.discriminator, device, sync)
                                       if self.discriminator is not None else None)
         self.optimizers = {"generator": self._adam(self.generator, t)}
         if self.discriminator is not None:
@@ -79,28 +80,10 @@ class Pix2PixTrainer(nn.Module):
         target = batch["target"].to(self.device, non_blocking=True, memory_format=self.layouts.generator)
         with self.autocast():
             fake = self.generator_replica(source)
-        terms: dict[str, torch.Tensor] = {}
-        fake_logits = None
-        if self.discriminator is not None:
-            terms.update(self._discriminator_step(source, target, fake))
-            self.discriminator.requires_grad_(False)
-            with self.autocast():  # the plain D: its replica would wait for gradients that D does not get here
-                fake_logits = self.discriminator(self.pair(source, fake)).float()
-        g_terms = generator_loss(fake_logits, fake.float(), target, self.gan_mode, self.lambda_l1)
-        self._optimize("generator", g_terms["G"])
-        if self.discriminator is not None:
-            self.discriminator.requires_grad_(True)
+        terms = self._discriminator_step(source, target, fake) if self.discriminator is not None else {}
+        terms.update(self._generator_step(source, target, fake))
         self.scaler.update()
-        terms.update(g_terms)
         return {name: value.detach() for name, value in terms.items()}
-
-    def _optimize(self, name: str, loss: torch.Tensor) -> None:
-        """Backward and step; with fp16 the loss is scaled so small gradients survive, and steps with
-        overflowed gradients are skipped."""
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
 
     def _discriminator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
         with self.autocast():
@@ -109,6 +92,28 @@ class Pix2PixTrainer(nn.Module):
         terms = discriminator_loss(real_logits.float(), fake_logits.float(), self.gan_mode)
         self._optimize("discriminator", terms["D"])
         return terms
+
+    def _generator_step(self, source, target, fake) -> dict[str, torch.Tensor]:
+        """G's step judges the fake with the plain D, frozen: D's replica would wait for gradients that D does not
+        get here."""
+        fake_logits = None
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)
+            with self.autocast():
+                fake_logits = self.discriminator(self.pair(source, fake)).float()
+        terms = generator_loss(fake_logits, fake.float(), target, self.gan_mode, self.lambda_l1)
+        self._optimize("generator", terms["G"])
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(True)
+        return terms
+
+    def _optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Backward and step; with fp16 the loss is scaled so small gradients survive, and steps with
+        overflowed gradients are skipped."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
 
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
