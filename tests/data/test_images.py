@@ -59,6 +59,15 @@ def test_detect_channels_reads_them_from_the_first_pair(tmp_path):
     assert detect_channels(find_pairs(tmp_path / "aligned")) == (3, 3)
 
 
+def test_detect_channels_passes_over_unreadable_files_and_names_one_when_none_can_be_read(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    save_pillow(samples(8, 16, 1), tmp_path / "b.png")
+    assert detect_channels(find_pairs(tmp_path)) == (1, 1)
+    (tmp_path / "b.png").write_bytes(b"")
+    with pytest.raises(DataError, match="a.png: empty file"):
+        detect_channels(find_pairs(tmp_path))
+
+
 # --- the training view ----------------------------------------------------------------------------------------
 
 

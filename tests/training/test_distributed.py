@@ -109,7 +109,7 @@ def test_a_setting_that_cannot_work_stops_every_process_with_the_reason(facades,
                     launcher=launcher)
     assert done.returncode != 0
     for rank in (0, 1):
-        assert f"error: rank {rank}: `norm` syncbatch needs CUDA devices" in done.stderr
+        assert f"error: rank {rank}: --norm syncbatch needs CUDA devices" in done.stderr
     assert not our_traceback(done.stderr)
     assert not (tmp_path / "run" / "checkpoints").exists()
     if launcher == "--processes":  # which also leaves out torchrun's traceback and report

@@ -78,11 +78,18 @@ def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
 
 
 def detect_channels(pairs: list[Pair], direction: str = "AtoB") -> tuple[int, int]:
-    """(input_nc, output_nc) as the first pair's files hold them, so that a run can take its channels from the data."""
-    first = pairs[0]
-    a = load_image_data(first.a).channels
-    b = a if first.b is None else load_image_data(first.b).channels
-    return (a, b) if direction == "AtoB" else (b, a)
+    """(input_nc, output_nc) as the first readable pair's files hold them, so that a run can take its channels from
+    the data; unreadable files are left to the screening before training, which lists them all."""
+    first_problem = None
+    for pair in pairs:
+        try:
+            a = load_image_data(pair.a).channels
+            b = a if pair.b is None else load_image_data(pair.b).channels
+        except DataError as err:
+            first_problem = first_problem or err
+            continue
+        return (a, b) if direction == "AtoB" else (b, a)
+    raise first_problem
 
 
 def jittered(image: ImageData, jitter: Jitter) -> ImageData:
