@@ -62,7 +62,7 @@ def test_every_layout_trains_as_nchw_does_and_the_nets_run_in_their_layouts(tiny
         torch.manual_seed(1)
         trainer = Pix2PixTrainer(tiny_config.updated({"memory_format": setting, "dropout": 0.0}), torch.device(device))
         trainers[setting] = trainer
-        for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+        for name, net in (("generator", trainer.generator_replica), ("discriminator", trainer.discriminator)):
             first_conv(net).register_forward_pre_hook(
                 lambda _, args, key=(setting, name): seen.setdefault(key, set()).add(layout_of(args[0])))
     start = [p.detach().clone() for p in trainers["contiguous"].parameters()]

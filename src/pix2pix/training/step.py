@@ -11,7 +11,7 @@ from torch import nn
 from pix2pix.config import RunConfig
 from pix2pix.devices import AUTOCAST_DTYPES, training_layouts
 from pix2pix.losses import discriminator_loss, generator_loss
-from pix2pix.models import build_discriminator, build_generator
+from pix2pix.models import build_discriminator, build_generator, with_cpu_kernels
 from pix2pix.training.distributed import SINGLE_PROCESS, Ranks, replicate
 
 
@@ -25,7 +25,8 @@ class Pix2PixTrainer(nn.Module):
 
     With several processes, G and D train through their DistributedDataParallel replicas, which average the
     gradients over the global batch; `generator` and `discriminator` stay the plain networks that are saved
-    and translated with (in one process, the replicas are those same networks).
+    and translated with (in one process, the replicas are those same networks; on CPU, G trains through a copy
+    running `with_cpu_kernels`, which holds G's own parameters).
     """
 
     def __init__(self, config: RunConfig, device: torch.device, ranks: Ranks = SINGLE_PROCESS) -> None:
@@ -39,7 +40,8 @@ class Pix2PixTrainer(nn.Module):
         self.discriminator = (build_discriminator(config).to(device, memory_format=self.layouts.weights)
                               if t.gan_mode != "none" else None)
         sync = config.model.norm == "syncbatch"
-        self.generator_replica = replicate(self.generator, ranks, device, sync)
+        fast = with_cpu_kernels(self.generator) if device.type == "cpu" else self.generator
+        self.generator_replica = replicate(fast, ranks, device, sync)
         self.discriminator_replica = (replicate(self.discriminator, ranks, device, sync)
                                       if self.discriminator is not None else None)
         self.optimizers = {"generator": self._adam(self.generator, t)}
