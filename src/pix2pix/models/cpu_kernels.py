@@ -36,13 +36,12 @@ def with_cpu_kernels(net: nn.Module) -> nn.Module:
 def _matmul_form(module: nn.Module) -> nn.Module | None:
     """Only PyTorch's own layers with the settings the matmul forms compute (no groups, zero padding, and for the
     transposed one no dilation or output padding); a subclass may run something else."""
-    if type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros" \
-            and not isinstance(module.padding, str):
-        return MatmulConv2d.sharing(module)
-    if type(module) is nn.ConvTranspose2d and module.groups == 1 and module.padding_mode == "zeros" \
-            and module.dilation == (1, 1) and module.output_padding == (0, 0):
-        return MatmulConvTranspose2d.sharing(module)
-    return None
+    if type(module) not in (nn.Conv2d, nn.ConvTranspose2d) or module.groups != 1 or module.padding_mode != "zeros":
+        return None
+    if isinstance(module, nn.ConvTranspose2d):
+        computable = module.dilation == (1, 1) and module.output_padding == (0, 0)
+        return MatmulConvTranspose2d.sharing(module) if computable else None
+    return None if isinstance(module.padding, str) else MatmulConv2d.sharing(module)
 
 
 class MatmulConv2d(nn.Conv2d):
