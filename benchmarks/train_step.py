@@ -6,7 +6,8 @@ memory of each; and the share of a real training run's time spent waiting for da
     python benchmarks/train_step.py --device cuda    # on a GPU: also fp16 with a gradient scaler
 
 The baseline is what a straightforward implementation does: the same models and losses in fp32, eager, NCHW,
-built from PyTorch's own layers, with PyTorch's default (unfused, per-parameter) Adam. The project's paths: fp32
+PyTorch's own layers, with PyTorch's default (unfused, per-parameter) Adam. The project's paths (G with the CPU
+kernels of `with_cpu_kernels` on a CPU): fp32
 (the default layouts: channels_last for D's activations on CPU, for both nets on CUDA), fp32 and bf16 with both
 nets in NCHW, bf16 autocast and fp16 autocast with a gradient scaler; a precision the device cannot run
 at speed (bf16 on CPUs without native bf16, fp16 off CUDA and MPS) is skipped, with the reason. Every variant's
@@ -64,7 +65,6 @@ from pix2pix.devices import (  # noqa: E402
     check_precision,
     resolve_device,
 )
-from pix2pix.models.layers import with_plain_convolutions  # noqa: E402
 from pix2pix.training.step import Networks  # noqa: E402
 
 MAPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "maps" / "train"
@@ -78,9 +78,10 @@ Settings = dict | None
 
 
 def naive_trainer(config: RunConfig, device: torch.device) -> Networks:
-    """The project's models in plain PyTorch layers and NCHW, with PyTorch's default Adam."""
+    """The project's models in plain PyTorch layers (G trained directly, not through `with_cpu_kernels`) and NCHW,
+    with PyTorch's default Adam."""
     trainer = Networks(config.updated({"memory_format": "contiguous"}), device)
-    with_plain_convolutions(trainer.generator)
+    trainer.generator_replica = trainer.generator
     t = config.train
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
         trainer.optimizers[name] = torch.optim.Adam(net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
@@ -249,7 +250,7 @@ def project_loader(folder: Path, config: RunConfig, workers: int, device: torch.
     """The data path of `pix2pix train`: PairedDataset (decoding, paired jitter) through training_loader, in
     pinned memory for a GPU."""
     pairs = find_pairs(folder)
-    dataset = PairedDataset(pairs, config.data, config.model.input_nc, config.model.output_nc, train=True)
+    dataset = PairedDataset(pairs, config.data, *config.channels, train=True)
     return training_loader(dataset, EpochSampler(len(pairs), config.train.seed), config.train.batch_size, workers,
                            pin_memory=device.type == "cuda")
 

@@ -46,9 +46,8 @@ from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image  #
 from pix2pix.devices import DeviceError, check_precision, resolve_device  # noqa: E402
 from pix2pix.export import OnnxGenerator, onnx_path, session_options  # noqa: E402
 from pix2pix.inference import Translator, translate_files  # noqa: E402
-from pix2pix.models import build_generator, translation_mode  # noqa: E402
+from pix2pix.models import build_generator, in_mode  # noqa: E402
 from pix2pix.models.fold import fold_batch_norm  # noqa: E402
-from pix2pix.models.layers import with_plain_convolutions  # noqa: E402
 from pix2pix.runs import RunDir  # noqa: E402
 
 GENERATOR_GFLOP_256 = 12.1
@@ -62,9 +61,10 @@ def test_image(folder: Path, size: int) -> Path:
     return path
 
 
-def naive_translate(generator: torch.nn.Module, mode: str, source: Path, target: Path) -> None:
+def naive_translate(generator: torch.nn.Module, source: Path, target: Path) -> None:
+    """`generator` already in its mode (`in_mode`), with PyTorch's own layers: no CPU kernels, no folding."""
     device = next(generator.parameters()).device
-    with translation_mode(generator, mode):
+    with torch.no_grad():
         output = generator(image_to_tensor(Image.open(source).convert("RGB")).unsqueeze(0).to(device))[0].cpu()
     tensor_to_image(output).save(target)
 
@@ -72,7 +72,7 @@ def naive_translate(generator: torch.nn.Module, mode: str, source: Path, target:
 def random_run(folder: Path, config: RunConfig) -> tuple[RunDir, torch.nn.Module]:
     """A run folder with random weights (timing does not depend on them), and the naive generator holding them."""
     torch.manual_seed(0)
-    naive = with_plain_convolutions(build_generator(config))
+    naive = build_generator(config)
     run = RunDir(folder / "run")
     run.save_config(config)
     run.save_generator(naive.state_dict(), step=0)
@@ -137,7 +137,8 @@ def variants(run: RunDir, naive: torch.nn.Module, source: Path, out: Path, devic
     finished inside the timing. Fills `compile_seconds`."""
     found = {}
     for mode in ("eval", "paper"):
-        found[f"naive {mode}"] = (mode, lambda m=mode: naive_translate(naive, m, source, out / "naive.png"))
+        network = in_mode(naive, mode)
+        found[f"naive {mode}"] = (mode, lambda n=network: naive_translate(n, source, out / "naive.png"))
         translators = {backend: Translator.load(run.path, mode=mode, seed=0, device=str(device), backend=backend)
                        for backend in backends(device)}
         if mode == "eval" and device.type == "cpu":

@@ -17,7 +17,8 @@ from pix2pix.cli import main
 from pix2pix.config import RunConfig
 from pix2pix.export import ExportError, onnx_path
 from pix2pix.inference import Tiling
-from pix2pix.models import translation_mode
+from pix2pix.models import in_mode
+from pix2pix.models.generator import run_padded
 from pix2pix.training.loop import train
 from tests.conftest import TINY
 
@@ -46,8 +47,8 @@ def images(batch: int = 2, height: int = 40, width: int = 52) -> torch.Tensor:
 def test_onnx_eval_mode_equals_torch_eval_mode(onnx):
     generator = onnx["eval"].generator
     x = images()
-    with translation_mode(generator, "eval"):
-        expected = generator.forward_any_size(x)
+    with torch.no_grad():
+        expected = run_padded(in_mode(generator, "eval"), x, generator.multiple)
     torch.testing.assert_close(onnx["eval"](x), expected, atol=1e-4, rtol=1e-4)
     assert onnx_path(onnx["eval"].run.path, "eval").is_file()
 
@@ -158,12 +159,21 @@ def test_a_missing_onnxruntime_is_named_with_the_install_command(run, tmp_path, 
 @pytest.mark.parametrize("height, width, bias", [(1, 1, True), (3, 5, False), (16, 16, True)])
 def test_subpixel_form_of_the_transposed_convolution_gives_the_same_output(height, width, bias):
     from pix2pix.export import SubPixelTransposedConv
-    from pix2pix.models.layers import UpConv
 
     torch.manual_seed(0)
-    conv = UpConv(24, 16, 4, stride=2, padding=1, bias=bias)
+    conv = torch.nn.ConvTranspose2d(24, 16, 4, stride=2, padding=1, bias=bias)
     assert SubPixelTransposedConv.applies_to(conv)
     x = torch.randn(2, 24, height, width)
     with torch.no_grad():
-        torch.testing.assert_close(SubPixelTransposedConv(conv)(x), torch.nn.ConvTranspose2d.forward(conv, x),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(SubPixelTransposedConv(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_exporting_leaves_the_generator_as_pytorchs_plain_layers(onnx):
+    """Both graphs are exported from copies: the translator's generator keeps its layers and running statistics."""
+    for translator in onnx.values():
+        translator(images(batch=1))  # exported by now
+        modules = list(translator.generator.modules())
+        assert {type(m) for m in modules if "Conv" in type(m).__name__} == {torch.nn.Conv2d, torch.nn.ConvTranspose2d}
+        assert sum(isinstance(m, torch.nn.Dropout) for m in modules) == 3
+        assert all(m.track_running_stats and m.running_mean is not None
+                   for m in modules if isinstance(m, torch.nn.BatchNorm2d))

@@ -67,6 +67,25 @@ def test_paper_mode_uses_batch_statistics_and_leaves_the_running_ones_alone(trai
     assert not torch.allclose(both[:1], alone, atol=1e-4)  # statistics come from the batch it sees
 
 
+@pytest.mark.parametrize("mode", ["paper", "eval"])
+def test_eager_cpu_translation_runs_the_cpu_kernels_and_leaves_the_generator_plain(trained_run, monkeypatch, mode):
+    from pix2pix.models import cpu_kernels
+
+    calls = []
+    real = cpu_kernels.transposed_conv_as_matmul
+    monkeypatch.setattr(cpu_kernels, "transposed_conv_as_matmul", lambda *a: calls.append(a) or real(*a))
+    translator = Translator.load(trained_run, mode=mode, seed=0)
+    translator(gradient_image(32, 32))
+    assert calls
+    layers = {type(m) for m in translator.generator.modules() if "Conv" in type(m).__name__}
+    assert layers == {torch.nn.Conv2d, torch.nn.ConvTranspose2d}
+
+
+def test_an_unknown_mode_is_refused_when_the_translator_is_built(trained_run):
+    with pytest.raises(ValueError, match="unknown mode 'test': use paper or eval"):
+        Translator.load(trained_run, mode="test")
+
+
 def test_load_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(RunError, match="not a pix2pix run folder"):
         Translator.load(tmp_path)

@@ -3,12 +3,13 @@
 One graph per test-time mode:
 
 - eval: batch norm folded into the convolutions, dropout gone (`models/fold.py`).
-- paper: batch norm normalizes with the statistics of the batch it is given (never the running ones), and each
-  dropout multiplies by a mask that is an input of the graph. Masks are inputs rather than Dropout nodes because
-  ONNX Runtime runs a Dropout node as the identity unless its training_mode input is set, and then draws the masks
-  from its own generator, seeded by an attribute fixed in the file (every new session repeats the same masks):
-  `--seed` could not reach it. `OnnxGenerator` draws the masks from torch's generator exactly as `nn.Dropout`
-  does, so a seeded translation gives the same images on both backends.
+- paper: `PaperGenerator` (`models/modes.py`), the torch backend's own paper mode: batch norm normalizes with the
+  statistics of the batch it is given (never the running ones), and each dropout multiplies by a mask that is an
+  input of the graph. Masks are inputs rather than Dropout nodes because ONNX Runtime runs a Dropout node as the
+  identity unless its training_mode input is set, and then draws the masks from its own generator, seeded by an
+  attribute fixed in the file (every new session repeats the same masks): `--seed` could not reach it.
+  `OnnxGenerator` draws the masks with `draw_masks`, from torch's generator exactly as `nn.Dropout` does, so a
+  seeded translation gives the same images on both backends.
 
 In both, the wide transposed convolutions become four 2x2 convolutions (`SubPixelTransposedConv`), which ONNX
 Runtime runs faster. Batch, height and width are dynamic (any multiple of the U-Net's multiple; `run_padded`
@@ -18,7 +19,6 @@ handles other sizes). Needs `pip install "pix2pix[onnx]"` (onnx, onnxscript for 
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import importlib
 import io
@@ -36,7 +36,7 @@ from pix2pix.atomic import write_bytes_atomic
 from pix2pix.models import UNetGenerator
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
-from pix2pix.models.layers import UpConv, with_plain_convolutions
+from pix2pix.models.modes import PaperGenerator, check_mode, draw_masks, mask_specs
 from pix2pix.runs import RunDir
 
 EXPORT_VERSION = 1
@@ -71,61 +71,6 @@ def fingerprint(run: RunDir) -> str:
     return f"v{EXPORT_VERSION}:{config}:{weights.st_size}:{weights.st_mtime_ns}"
 
 
-class BatchStatisticsNorm(nn.Module):
-    """Batch norm that always normalizes with the batch's own mean and variance (the paper's test time), with
-    the trained scale and shift; exported as computed, so no running statistics can stand in."""
-
-    def __init__(self, norm: nn.BatchNorm2d) -> None:
-        super().__init__()
-        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
-
-
-class MaskedDropout(nn.Module):
-    """Dropout as a product with a mask the caller draws (already scaled by 1 / (1 - p))."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mask: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.mask
-
-
-class PaperGraph(nn.Module):
-    """The generator in paper mode with its dropout masks as inputs, in the order the dropouts run."""
-
-    def __init__(self, generator: UNetGenerator) -> None:
-        super().__init__()
-        self.generator = copy.deepcopy(generator).requires_grad_(False)
-        self.dropouts: list[MaskedDropout] = []
-        for block in self.generator.modules():
-            for name, layer in block.named_children():
-                if isinstance(layer, nn.BatchNorm2d):
-                    setattr(block, name, BatchStatisticsNorm(layer))
-                elif isinstance(layer, nn.Dropout):
-                    self.dropouts.append(MaskedDropout())
-                    setattr(block, name, self.dropouts[-1])
-
-    def forward(self, x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
-        for dropout, mask in zip(self.dropouts, masks, strict=True):
-            dropout.mask = mask
-        return self.generator(x)
-
-
-def dropout_masks(generator: UNetGenerator) -> list[dict]:
-    """Channels, stride (input size / mask size) and rate of each dropout, in the order they run: decoder
-    block j works at stride 2^(depth - 1 - j)."""
-    masks = []
-    for j, block in enumerate(generator.decoder):
-        conv = next(layer for layer in block if isinstance(layer, nn.ConvTranspose2d))
-        masks += [{"channels": conv.out_channels, "stride": 2 ** (generator.depth - 1 - j), "p": layer.p}
-                  for layer in block if isinstance(layer, nn.Dropout)]
-    return masks
-
-
 SUBPIXEL_MIN_CHANNELS = 16
 """Narrower transposed convolutions (the output layer) stay ConvTranspose: ONNX Runtime pads the channels of its
 blocked convolutions to 8, which made the 3-channel output layer slower as four convolutions."""
@@ -146,7 +91,7 @@ class SubPixelTransposedConv(nn.Module):
 
     @staticmethod
     def applies_to(conv: nn.Module) -> bool:
-        return (type(conv) in (nn.ConvTranspose2d, UpConv) and conv.kernel_size == (4, 4) and conv.stride == (2, 2)
+        return (type(conv) is nn.ConvTranspose2d and conv.kernel_size == (4, 4) and conv.stride == (2, 2)
                 and conv.padding == (1, 1) and conv.output_padding == (0, 0) and conv.dilation == (1, 1)
                 and conv.groups == 1 and conv.out_channels >= SUBPIXEL_MIN_CHANNELS)
 
@@ -163,33 +108,26 @@ def for_onnx_runtime(net: nn.Module) -> nn.Module:
         for name, layer in block.named_children():
             if SubPixelTransposedConv.applies_to(layer):
                 setattr(block, name, SubPixelTransposedConv(layer))
-    return with_plain_convolutions(net)
-
-
-def draw_masks(specs: list[dict], batch: int, height: int, width: int) -> list[torch.Tensor]:
-    """Dropout masks from torch's generator, drawn as `nn.Dropout` draws them on CPU (same seed, same masks)."""
-    return [torch.empty(batch, s["channels"], height // s["stride"], width // s["stride"])
-            .bernoulli_(1 - s["p"]).div_(1 - s["p"]) for s in specs]
+    return net
 
 
 def export_graph(generator: UNetGenerator, mode: str, source: str = "") -> bytes:
     """The ONNX model (a protobuf) of `generator` in `mode`, with what running it needs in its metadata."""
+    check_mode(mode)
     require("onnx")
     require("onnxscript")
     multiple = generator.multiple
     sample = torch.zeros(2, generator.encoder[0][0].in_channels, 2 * multiple, 2 * multiple)
     dynamic = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
-    masks = dropout_masks(generator) if mode == "paper" else []
+    masks = mask_specs(generator) if mode == "paper" else []
     if mode == "paper":
-        net = for_onnx_runtime(PaperGraph(generator))
+        net = for_onnx_runtime(PaperGenerator(generator))
         args = (sample, draw_masks(masks, *sample.shape[:1], *sample.shape[2:]))
         shapes = {"x": dynamic, "masks": [dynamic] * len(masks)}
         names = ["input"] + [f"mask_{i}" for i in range(len(masks))]
-    elif mode == "eval":
+    else:
         net = for_onnx_runtime(fold_batch_norm(generator))
         args, shapes, names = (sample,), {"x": dynamic}, ["input"]
-    else:
-        raise ValueError(f"unknown mode {mode!r}: use paper or eval")
     program = _quietly_export(net, args, shapes, names)
     model = program.model_proto
     meta = {"mode": mode, "multiple": multiple, "dropout": json.dumps(masks), "source": source}

@@ -19,10 +19,9 @@ from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image
 from pix2pix.data.writing import output_suffix, write_image
 from pix2pix.devices import AUTOCAST_DTYPES, check_precision, resolve_device
 from pix2pix.devices import memory_format as layout
-from pix2pix.models import MODES, UNetGenerator, translation_mode
+from pix2pix.models import UNetGenerator, check_mode, in_mode, with_cpu_kernels
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
-from pix2pix.models.layers import with_plain_convolutions
 from pix2pix.runs import RunDir, load_generator
 
 BYTES_PER_PIXEL_PER_NGF = 10
@@ -34,7 +33,7 @@ BACKENDS = ("torch", "onnx")
 
 COMPILED_VARIANTS_LIMIT = 64
 """Every compiled translator in a process, in each mode, precision and input shape, adds one variant of
-`UNetGenerator.forward`; past this many, later ones run uncompiled (with a warning). PyTorch's default of 8 was
+the generator's forward; past this many, later ones run uncompiled (with a warning). PyTorch's default of 8 was
 reached by a process holding a few models."""
 
 
@@ -50,16 +49,16 @@ def compile_for_inference(generator: UNetGenerator, mode: str) -> Callable[[torc
 
     In eval mode batch norm is folded into the convolutions here, by `fold_batch_norm`, on a copy: TorchInductor's
     own folding scales a transposed convolution's weights along the wrong axis when its input and output channels
-    are equal, as in the U-Net's innermost layer. PyTorch's own convolutions compile to faster code than
-    `DownConv`/`UpConv`'s matmuls, so the network compiled is turned back to them (in place in paper mode).
-    Dropout draws its masks with PyTorch's own random ops rather than TorchInductor's, so that a seed gives the
-    same paper-mode images compiled or not (for about 3 ms per 256x256 image)."""
+    are equal, as in the U-Net's innermost layer. Paper mode compiles `PaperGenerator`, the eager translation's
+    own definition; its dropout draws the masks with PyTorch's own random ops rather than TorchInductor's, so that
+    a seed gives the same paper-mode images compiled or not (for about 3 ms per 256x256 image). The CPU kernels
+    (`with_cpu_kernels`) are not used here: PyTorch's own convolutions compile to faster code than their matmuls."""
     import torch._dynamo.config as dynamo_config
     import torch._dynamo.exc
     import torch._inductor.config as inductor_config
 
-    network = fold_batch_norm(generator) if mode == "eval" else generator
-    compiled = torch.compile(with_plain_convolutions(network), dynamic=False)
+    network = fold_batch_norm(generator) if mode == "eval" else in_mode(generator, mode)
+    compiled = torch.compile(network, dynamic=False)
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
         try:
@@ -171,6 +170,7 @@ class Translator:
         self.device = torch.device(device)
         check_backend(backend, self.device, precision, compiled)
         check_precision(self.device, precision)
+        check_mode(mode)
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
         self.memory_format = layout(self.device, memory_format)
         self.generator = generator.to(self.device, self.dtype, memory_format=self.memory_format)
@@ -224,8 +224,6 @@ class Translator:
 
     def _forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The any-size forward pass of the current mode and backend, built once per mode."""
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}: use paper or eval")
         if self.mode not in self._forwards:
             self._forwards[self.mode] = self._build_forward(self.mode)
         return self._forwards[self.mode]
@@ -235,15 +233,17 @@ class Translator:
             from pix2pix.export import onnx_generator
 
             return onnx_generator(self.generator, mode, self.run).forward_any_size
-        network = compile_for_inference(self.generator, mode) if self.compiled else self.generator
-        return functools.partial(self._torch_forward, mode, network)
+        if self.compiled:
+            network = compile_for_inference(self.generator, mode)
+        else:
+            network = in_mode(self.generator, mode)
+            if self.device.type == "cpu":
+                network = with_cpu_kernels(network)
+        return functools.partial(self._torch_forward, network)
 
-    def _torch_forward(self, mode: str, network: Callable[[torch.Tensor], torch.Tensor],
-                       batch: torch.Tensor) -> torch.Tensor:
-        with translation_mode(self.generator, mode):
-            batch = batch.to(self.dtype, memory_format=self.memory_format)
-            output = run_padded(network, batch, self.generator.multiple)
-        return output.float()
+    def _torch_forward(self, network: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.dtype, memory_format=self.memory_format)
+        return run_padded(network, batch, self.generator.multiple).float()
 
     def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
         if isinstance(image, torch.Tensor):

@@ -62,7 +62,7 @@ def test_every_layout_trains_as_nchw_does_and_the_nets_run_in_their_layouts(tiny
         torch.manual_seed(1)
         nets = Networks(tiny_config.updated({"memory_format": setting, "dropout": 0.0}), torch.device(device))
         by_setting[setting] = nets
-        for name, net in (("generator", nets.generator), ("discriminator", nets.discriminator)):
+        for name, net in (("generator", nets.generator_replica), ("discriminator", nets.discriminator)):
             first_conv(net).register_forward_pre_hook(
                 lambda _, args, key=(setting, name): seen.setdefault(key, set()).add(layout_of(args[0])))
     start = [p.detach().clone() for p in by_setting["contiguous"].parameters()]

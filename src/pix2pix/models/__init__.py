@@ -1,12 +1,13 @@
 """The paper's networks: a U-Net generator and a PatchGAN discriminator, built from a `ModelConfig`."""
 
+from pix2pix.models.cpu_kernels import with_cpu_kernels
 from pix2pix.models.discriminator import PatchDiscriminator, receptive_field
 from pix2pix.models.generator import UNetGenerator
 from pix2pix.models.layers import init_weights
-from pix2pix.models.modes import MODES, translation_mode
+from pix2pix.models.modes import MODES, PaperGenerator, check_mode, in_mode
 
 __all__ = ["PatchDiscriminator", "UNetGenerator", "build_discriminator", "build_generator",
-           "init_weights", "receptive_field", "MODES", "translation_mode"]
+           "init_weights", "receptive_field", "MODES", "PaperGenerator", "check_mode", "in_mode", "with_cpu_kernels"]
 
 
 def build_generator(config) -> UNetGenerator:

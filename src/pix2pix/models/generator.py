@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix.models.layers import DownConv, UpConv, conv_bias, norm_layer
+from pix2pix.models.layers import conv_bias, norm_layer
 
 DROPOUT_BLOCKS = 3
 """The paper puts dropout in the first three decoder layers, the innermost ones."""
@@ -38,7 +38,7 @@ class UNetGenerator(nn.Module):
         for i, out_ch in enumerate(channels):
             in_ch = input_nc if i == 0 else channels[i - 1]
             layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
-            layers.append(DownConv(in_ch, out_ch, 4, stride=2, padding=1, bias=bias or i == 0))
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias or i == 0))
             if 0 < i < depth - 1:
                 layers.append(norm_layer(norm, out_ch))
             self.encoder.append(nn.Sequential(*layers))
@@ -48,9 +48,9 @@ class UNetGenerator(nn.Module):
             in_ch = channels[i] * (2 if skip_connections and not innermost else 1)
             layers = [nn.ReLU()]
             if i == 0:
-                layers += [UpConv(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
+                layers += [nn.ConvTranspose2d(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
             else:
-                layers += [UpConv(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
+                layers += [nn.ConvTranspose2d(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
                            norm_layer(norm, channels[i - 1])]
                 if dropout > 0 and i >= depth - DROPOUT_BLOCKS:
                     layers.append(nn.Dropout(dropout))

@@ -17,7 +17,7 @@ from pix2pix.data.dataset import PairedDataset
 from pix2pix.data.tensors import preview_image
 from pix2pix.data.writing import save_pil
 from pix2pix.evaluation.report import write_run_report
-from pix2pix.models import translation_mode
+from pix2pix.models import in_mode, with_cpu_kernels
 
 
 class LossLog:
@@ -73,15 +73,17 @@ class LossLog:
 def translate_batches(generator: torch.nn.Module, dataset: PairedDataset, indices: Sequence[int],
                       device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(input, output, target) per image, one at a time in the paper's test mode, without touching the
-    training RNG (so that recording does not change what training does next)."""
+    training RNG (so that recording does not change what training does next) or the generator."""
+    paper = in_mode(generator, "paper")
+    if device.type == "cpu":
+        paper = with_cpu_kernels(paper)
     results = []
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         torch.manual_seed(0)
-        with translation_mode(generator, "paper"):
-            for index in indices:
-                item = dataset[index]
-                output = generator(item["input"].unsqueeze(0).to(device))[0].cpu()
-                results.append((item["input"], output, item["target"]))
+        for index in indices:
+            item = dataset[index]
+            output = paper(item["input"].unsqueeze(0).to(device))[0].cpu()
+            results.append((item["input"], output, item["target"]))
     return results
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from pix2pix.config import RunConfig
 from pix2pix.devices import AUTOCAST_DTYPES, training_layouts
 from pix2pix.losses import discriminator_loss, generator_loss
-from pix2pix.models import build_discriminator, build_generator
+from pix2pix.models import build_discriminator, build_generator, with_cpu_kernels
 from pix2pix.training.processes import ONE_PROCESS, Processes
 
 
@@ -26,7 +26,8 @@ class Networks(nn.Module):
 
     With several processes, G and D train through their DistributedDataParallel replicas, which average the
     gradients over the global batch; `generator` and `discriminator` stay the plain networks that are saved
-    and translated with (in one process, the replicas are those same networks).
+    and translated with (in one process, the replicas are those same networks; on CPU, G trains through a copy
+    running `with_cpu_kernels`, which holds G's own parameters).
     """
 
     def __init__(self, config: RunConfig, device: torch.device, processes: Processes = ONE_PROCESS) -> None:
@@ -40,7 +41,8 @@ class Networks(nn.Module):
         self.discriminator = (build_discriminator(config).to(device, memory_format=self.layouts.weights)
                               if t.gan_mode != "none" else None)
         sync = config.model.norm == "syncbatch"
-        self.generator_replica = processes.replicate(self.generator, device, sync)
+        fast = with_cpu_kernels(self.generator) if device.type == "cpu" else self.generator
+        self.generator_replica = processes.replicate(fast, device, sync)
         self.discriminator_replica = (processes.replicate(self.discriminator, device, sync)
                                       if self.discriminator is not None else None)
         self.optimizers = {"generator": self._adam(self.generator, t)}
