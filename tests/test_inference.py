@@ -82,7 +82,7 @@ def test_eager_cpu_translation_runs_the_cpu_kernels_and_leaves_the_generator_pla
 
 
 def test_an_unknown_mode_is_refused_when_the_translator_is_built(trained_run):
-    with pytest.raises(ValueError, match="unknown mode 'test': use paper or eval"):
+    with pytest.raises(ValueError, match="unknown `mode` 'test': use paper or eval"):
         Translator.load(trained_run, mode="test")
 
 
@@ -270,14 +270,16 @@ def test_images_over_the_memory_budget_are_tiled_automatically(trained_run):
 def test_tiling_flags_out_of_range_are_refused_by_name(trained_run, tmp_path, flags, named):
     gradient_image(40, 30).save(tmp_path / "in.png")
     result = run_cli("translate", str(trained_run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"), *flags)
-    assert result.returncode == 2 and f"argument {named}: " in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and f"pix2pix: error: {named} must be " in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_a_negative_overlap_which_would_leave_gaps_between_tiles_is_refused():
+    from pix2pix.config import ConfigError
     from pix2pix.inference import Tiling
 
-    with pytest.raises(ValueError, match="overlap >= 0"):
+    with pytest.raises(ConfigError, match="`overlap` must be >= 0"):
         Tiling(tile=32, overlap=-1)
 
 

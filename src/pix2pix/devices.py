@@ -42,7 +42,7 @@ def resolve_device(name: str) -> torch.device:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def memory_format(device: torch.device, setting: str) -> torch.memory_format:
+def generator_layout(device: torch.device, setting: str) -> torch.memory_format:
     """The generator's layout (a translator's weights and inputs): `auto` is channels_last on CUDA, where cuDNN runs
     convolutions (tensor cores under autocast) in NHWC, and NCHW elsewhere: on CPU a channels_last generator made
     a training step slower (docs/performance.md)."""
@@ -66,7 +66,7 @@ def training_layouts(device: torch.device, setting: str) -> TrainingLayouts:
     convolutions gain (docs/performance.md). On CPU the weights stay NCHW in every setting, since oneDNN follows
     the input's layout and NHWC weights cost copies in the matmul layers and in fused Adam; elsewhere they
     follow the setting, as cuDNN wants."""
-    generator = memory_format(device, setting)
+    generator = generator_layout(device, setting)
     discriminator = torch.channels_last if setting == "auto" and device.type == "cpu" else generator
     weights = torch.contiguous_format if device.type == "cpu" else generator
     return TrainingLayouts(generator, discriminator, weights)

@@ -57,7 +57,7 @@ def require(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         raise ExportError(f"the ONNX backend needs the {module} package, which is not installed: "
-                          f"{INSTALL_HINT} (or use --backend torch)") from err
+                          f"{INSTALL_HINT} (or use `backend` torch)") from err
 
 
 def onnx_path(run_dir: Path | str, mode: str) -> Path:

@@ -17,8 +17,7 @@ from pix2pix.data.images import IMAGE_EXTENSIONS, DataError, ImageData, is_image
 from pix2pix.data.reading import load_image_data
 from pix2pix.data.tensors import image_to_tensor, save_image, tensor_to_image
 from pix2pix.data.writing import output_suffix, write_image
-from pix2pix.devices import AUTOCAST_DTYPES, check_precision, resolve_device
-from pix2pix.devices import memory_format as layout
+from pix2pix.devices import AUTOCAST_DTYPES, check_precision, generator_layout, resolve_device
 from pix2pix.models import UNetGenerator, check_mode, in_mode, with_cpu_kernels
 from pix2pix.models.fold import fold_batch_norm
 from pix2pix.models.generator import run_padded
@@ -85,8 +84,12 @@ class Tiling:
 
     def __post_init__(self) -> None:
         """A negative overlap would leave unblended gaps (NaN pixels) between tiles."""
-        if (self.tile is not None and self.tile < 0) or self.overlap < 0 or not self.memory_budget_gib > 0:
-            raise ValueError(f"tiling needs tile >= 0 (or None), overlap >= 0 and memory_budget_gib > 0, got {self}")
+        if self.tile is not None and self.tile < 0:
+            raise ConfigError(f"`tile` must be >= 0 (0: never tile), got {self.tile}")
+        if self.overlap < 0:
+            raise ConfigError(f"`overlap` must be >= 0, got {self.overlap}")
+        if not self.memory_budget_gib > 0:
+            raise ConfigError(f"`memory_budget_gib` must be > 0, got {self.memory_budget_gib}")
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -172,7 +175,7 @@ class Translator:
         check_precision(self.device, precision)
         check_mode(mode)
         self.dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
-        self.memory_format = layout(self.device, memory_format)
+        self.memory_format = generator_layout(self.device, memory_format)
         self.generator = generator.to(self.device, self.dtype, memory_format=self.memory_format)
         self.config = config
         self.mode = mode

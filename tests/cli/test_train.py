@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from pix2pix.cli import build_parser
+from pix2pix.cli import build_parser, main
 from pix2pix.cli.train import given_settings
-from pix2pix.config import ConfigError
+from pix2pix.config import ConfigError, RunConfig
 from pix2pix.training.settings import resolve_config
 from tests.conftest import tiny_flags
 
@@ -106,3 +107,21 @@ def test_an_output_path_inside_a_file_is_one_line_naming_the_path(tmp_path, comm
     assert result.stderr.splitlines()[-1].startswith(f"pix2pix: error: {blocker}/")
     assert result.stderr.splitlines()[-1].endswith(": Not a directory")
     assert blocker.read_text() == "not a folder"
+
+
+def test_processes_start_on_the_settings_resolved_once_here(facades, tmp_path, monkeypatch):
+    started = {}
+
+    def launch(processes: int, argv: list[str]) -> int:
+        file = Path(argv[argv.index("--config") + 1])
+        started.update(processes=processes, argv=argv, file=file, config=RunConfig.load(file))
+        return 0
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr("pix2pix.cli.train.launch_here", launch)
+    flags = ["--out", str(tmp_path / "run"), *tiny_flags(facades), "--lr", "0.001"]
+    assert main(["train", "--processes", "2", *flags]) == 0
+    assert started["processes"] == 2
+    assert started["argv"] == ["train", "--config", str(started["file"]), "--out", str(tmp_path / "run")]
+    assert started["config"] == train_config(flags) and started["config"].channels == (3, 3)
+    assert not started["file"].exists()

@@ -94,7 +94,7 @@ def test_the_cpu_kernels_give_each_modes_images(generator, mode):
 
 
 def test_an_unknown_mode_is_refused_naming_the_modes(generator):
-    with pytest.raises(ValueError, match="unknown mode 'train': use paper or eval"):
+    with pytest.raises(ValueError, match="unknown `mode` 'train': use paper or eval"):
         check_mode("train")
     with pytest.raises(ValueError, match="use paper or eval"):
         in_mode(generator, "test")

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from pix2pix.devices import TrainingLayouts, memory_format, training_layouts
+from pix2pix.devices import TrainingLayouts, generator_layout, training_layouts
 from pix2pix.inference import Translator
 from pix2pix.models import build_generator
 from pix2pix.training.loop import train
@@ -21,7 +21,7 @@ from tests.conftest import needs_cuda
     ("mps", "auto", torch.contiguous_format), ("cpu", "channels_last", torch.channels_last),
     ("cuda", "contiguous", torch.contiguous_format)])
 def test_auto_is_channels_last_on_cuda_only(device, setting, expected):
-    assert memory_format(torch.device(device), setting) == expected
+    assert generator_layout(torch.device(device), setting) == expected
 
 
 NCHW, NHWC = torch.contiguous_format, torch.channels_last

@@ -7,7 +7,7 @@ import argparse
 import re
 from collections.abc import Callable
 
-from pix2pix.config import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, Range
+from pix2pix.config import AT_LEAST_ONE, Range
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -29,8 +29,6 @@ def number_in(kind: type, valid: Range) -> Callable[[str], int | float]:
 
 
 positive_int = number_in(int, AT_LEAST_ONE)
-non_negative_int = number_in(int, NOT_NEGATIVE)
-positive_float = number_in(float, POSITIVE)
 
 SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix.cli.common import HelpFormatter, non_negative_int, positive_float
+from pix2pix.cli.common import HelpFormatter
 from pix2pix.config import PRECISIONS
 from pix2pix.devices import DEVICE_HELP
 from pix2pix.inference import BACKENDS
@@ -25,12 +25,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     translate.add_argument("--aligned", action="store_true",
                            help="inputs are A|B pairs: translate the input half, also write the target")
     translate.add_argument("--device", default="auto", help=DEVICE_HELP)
-    translate.add_argument("--tile", type=non_negative_int, default=None,
+    translate.add_argument("--tile", type=int, default=None,
                            help="translate in N x N tiles (0: never); default: tile only images over the memory "
                                 "budget, in as few tiles as fit it")
-    translate.add_argument("--overlap", type=non_negative_int, default=64,
+    translate.add_argument("--overlap", type=int, default=64,
                            help="pixels neighbouring tiles share and blend")
-    translate.add_argument("--memory-budget", type=positive_float, default=2.0, metavar="GIB", dest="memory_budget_gib",
+    translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB", dest="memory_budget_gib",
                            help="largest estimated generator memory for translating an image whole")
     translate.add_argument("--backend", choices=BACKENDS, default="torch",
                            help="onnx: ONNX Runtime on the CPU, exported into the run folder at first use "

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2pix.config import ConfigError
 from pix2pix.models.generator import UNetGenerator
 from pix2pix.models.layers import copy_sharing_weights
 
@@ -16,7 +17,7 @@ MODES = ("paper", "eval")
 def check_mode(mode: str) -> None:
     """Called where a translator or an export is built, so that a wrong mode fails before any work is done."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+        raise ConfigError(f"unknown `mode` {mode!r}: use {' or '.join(MODES)}")
 
 
 def in_mode(generator: UNetGenerator, mode: str) -> nn.Module:
@@ -54,7 +55,7 @@ class PaperGenerator(nn.Module):
         super().__init__()
         self.generator = copy_sharing_weights(generator, _paper_layer)
         for norm in self.generator.modules():
-            if isinstance(norm, nn.BatchNorm2d):
+            if isinstance(norm, nn.modules.batchnorm._BatchNorm):  # SyncBatchNorm too, in training
                 norm.track_running_stats = False
                 norm.running_mean = norm.running_var = norm.num_batches_tracked = None
         self.dropouts = [module for module in self.generator.modules() if isinstance(module, PaperDropout)]
