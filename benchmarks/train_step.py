@@ -56,7 +56,7 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from pix2pix.config import DataConfig, RunConfig  # noqa: E402
+from pix2pix.config import MachineConfig, RunConfig  # noqa: E402
 from pix2pix.data.dataset import EpochSampler, PairedDataset, find_pairs, images_in, training_loader  # noqa: E402
 from pix2pix.data.synthetic import generate_facades  # noqa: E402
 from pix2pix.devices import (  # noqa: E402
@@ -259,7 +259,7 @@ LoaderFactory = Callable[[Path, RunConfig, int, torch.device], DataLoader]
 DATA_VARIANTS: dict[str, tuple[Settings, LoaderFactory, int]] = {
     BASELINE: (None, naive_loader, 0),
     "pix2pix fp32, no workers": ({}, project_loader, 0),
-    "pix2pix fp32 (default)": ({}, project_loader, DataConfig().num_workers),
+    "pix2pix fp32 (default)": ({}, project_loader, MachineConfig().num_workers),
 }
 
 

@@ -8,18 +8,7 @@ from torch import nn
 
 from pix2pix.models import UNetGenerator
 from pix2pix.models.fold import fold_batch_norm
-
-
-def trained_looking(net: nn.Module) -> nn.Module:
-    """Running statistics and affine parameters far from their initial 0 and 1, as after training."""
-    torch.manual_seed(0)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.2, 3.0)
-            nn.init.uniform_(module.weight, 0.5, 1.5)
-            nn.init.uniform_(module.bias, -0.3, 0.3)
-    return net
+from tests.models.nets import trained_looking
 
 
 @pytest.mark.parametrize("size", [32, 96])  # a 1x1 bottleneck, and 3x3 with padding at every depth

@@ -23,7 +23,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                 description="Train G and D. Settings: defaults <- --config file <- flags.\n"
                                             f"Objectives (the paper's ablations): {', '.join(OBJECTIVES)}.")
     train.add_argument("--out", type=Path, required=True, help="run folder to write (or to resume)")
-    train.add_argument("--config", type=Path, help="TOML or JSON settings file (sections model/data/train, or flat)")
+    train.add_argument("--config", type=Path,
+                       help="TOML or JSON settings file (sections model/data/train/machine, or flat)")
     train.add_argument("--objective", choices=list(OBJECTIVES), default=argparse.SUPPRESS,
                        help="loss preset that sets gan_mode, lambda_l1 and conditional (default: l1+cgan)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint; "
