@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
-from pix2pix.config import DataConfig
-from pix2pix.data.dataset import PairedDataset, detect_channels, find_pairs
+from pix2pix.config import ConfigError, DataConfig
+from pix2pix.data.dataset import PairedDataset, detect_channels, find_pairs, image_facts, survey_pairs
 from pix2pix.data.images import DataError, ImageData, can_convert, convert_channels, split_aligned
+from pix2pix.data.png import encode_png
 from pix2pix.data.reading import load_image_data
 from pix2pix.data.tensors import image_to_tensor
 from tests.data.conftest import samples, save_pillow
@@ -49,23 +50,47 @@ def test_split_aligned_keeps_the_bit_depth():
     assert np.array_equal(left.pixels, pixels[:, :5]) and np.array_equal(right.pixels, pixels[:, 5:])
 
 
-def test_detect_channels_reads_them_from_the_first_pair(tmp_path):
+def test_detect_channels_reads_them_from_every_pair_and_takes_the_majority(tmp_path):
     save_pillow(samples(8, 8, 1), tmp_path / "ab" / "A" / "x.png")
     save_pillow(samples(8, 8, 4), tmp_path / "ab" / "B" / "x.png")
-    pairs = find_pairs(tmp_path / "ab")
-    assert detect_channels(pairs) == (1, 4)
-    assert detect_channels(pairs, "BtoA") == (4, 1)
-    save_pillow(samples(8, 16, 3), tmp_path / "aligned" / "y.png")
-    assert detect_channels(find_pairs(tmp_path / "aligned")) == (3, 3)
+    facts = survey_pairs(find_pairs(tmp_path / "ab"))
+    assert detect_channels(facts) == (1, 4)
+    assert detect_channels(facts, "BtoA") == (4, 1)
+    for name, channels in (("a", 1), ("b", 3), ("c", 3)):  # the gray file sorts first
+        save_pillow(samples(8, 16, channels), tmp_path / "aligned" / f"{name}.png")
+    assert detect_channels(survey_pairs(find_pairs(tmp_path / "aligned"))) == (3, 3)
+    save_pillow(samples(8, 16, 1), tmp_path / "aligned" / "d.png")
+    with pytest.raises(ConfigError, match=r"split evenly .*\(2 file\(s\) of 1 channel\(s\), 2 of 3\)"):
+        detect_channels(survey_pairs(find_pairs(tmp_path / "aligned")))
 
 
-def test_detect_channels_passes_over_unreadable_files_and_names_one_when_none_can_be_read(tmp_path):
+def test_survey_passes_over_unreadable_files_and_names_one_when_none_can_be_read(tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
     save_pillow(samples(8, 16, 1), tmp_path / "b.png")
-    assert detect_channels(find_pairs(tmp_path)) == (1, 1)
+    assert [(f.channels, f.size) for f in survey_pairs(find_pairs(tmp_path))] == [((1, 1), (8, 8))]
     (tmp_path / "b.png").write_bytes(b"")
     with pytest.raises(DataError, match="a.png: empty file"):
-        detect_channels(find_pairs(tmp_path))
+        survey_pairs(find_pairs(tmp_path))
+
+
+@pytest.mark.parametrize(("mode", "bits", "orientation"), [("L", 8, 1), ("RGBA", 8, 6), ("P", 8, 1),
+                                                            ("RGB", 16, 1), ("I;16", 16, 8)])
+def test_image_facts_from_the_header_are_what_loading_gives(tmp_path, mode, bits, orientation):
+    channels = {"L": 1, "RGBA": 4, "P": 3, "RGB": 3, "I;16": 1}[mode]
+    path = tmp_path / ("x.jpg" if orientation != 1 and mode == "RGBA" else "x.png")
+    if mode == "P":
+        Image.new("P", (12, 7)).save(path)
+    elif bits == 16 and mode == "RGB":
+        path.write_bytes(encode_png(samples(7, 12, 3, 16)))
+    else:
+        image = Image.fromarray(samples(7, 12, channels, bits).squeeze(-1) if channels == 1 else
+                                samples(7, 12, channels, bits))
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = orientation
+        (image.convert("RGB") if path.suffix == ".jpg" else image).save(path, exif=exif)
+        channels = 3 if path.suffix == ".jpg" else channels
+    loaded = load_image_data(path)
+    assert image_facts(path) == (*loaded.size, loaded.channels) and loaded.channels == channels
 
 
 # --- the training view ----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from torch import nn
 
 from pix2pix.config import RunConfig
 from pix2pix.models import PatchDiscriminator, build_discriminator, build_generator, receptive_field
+from pix2pix.models.discriminator import input_problem, smallest_input
 
 PAPER_D_PARAMS = 2_768_705
 """The 70x70 PatchGAN on 6 input channels with ndf 64 and batch norm, as in the canonical implementation."""
@@ -143,3 +144,32 @@ def test_init_gain_sets_the_std():
     deconv = g.decoder[1][1]
     assert isinstance(deconv, nn.ConvTranspose2d)
     assert deconv.weight.std().item() == pytest.approx(0.05, rel=0.05)
+
+
+SMALLEST_INPUT = {1: 2, 16: 6, 70: 24, 286: 96}
+"""The smallest side each PatchGAN trains on: its stride-2 layers must leave 3 (then 2 after the stride-1 4x4
+convolution with its norm, and 1 after the output convolution); the PixelGAN's norm needs 2x2 at batch 1."""
+
+
+def _train_step(net: nn.Module, side: int, batch: int = 1) -> None:
+    net.train()
+    net(torch.randn(batch, 2, side, side)).mean().backward()
+
+
+@pytest.mark.parametrize("patch", [1, 16, 70, 286])
+def test_the_smallest_input_trains_and_the_next_smaller_is_refused_as_it_fails(patch):
+    side = smallest_input(patch)
+    assert side == SMALLEST_INPUT[patch] and input_problem(patch, side, side) is None
+    for norm in ("batch", "instance"):
+        _train_step(PatchDiscriminator(2, patch=patch, ndf=2, norm=norm), side)
+    assert input_problem(patch, side - 1, side - 1) is not None
+    assert (input_problem(patch, side - 1, 4 * side) is None) == (patch == 1)  # a PixelGAN judges any 2 pixels
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        _train_step(PatchDiscriminator(2, patch=patch, ndf=2), side - 1)
+
+
+def test_input_problem_says_how_the_maps_shrink():
+    assert input_problem(70, 16, 16) == ("its layers take a 16x16 input to 8x8, 4x4, 2x2, then 1x1, where a norm "
+                                         "layer needs more than one value per image")
+    assert input_problem(286, 32, 32).startswith("its layers take a 32x32 input to 16x16, 8x8")
+    assert input_problem(70, 1, 1) == "its layers take a 1x1 input to nothing"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -11,7 +13,7 @@ from pix2pix.config import ConfigError, RunConfig
 from pix2pix.runs import RunDir
 from pix2pix.training.loop import train
 from pix2pix.training.settings import resolve_config
-from tests.conftest import TINY
+from tests.conftest import TINY, tiny_flags
 
 
 @pytest.fixture
@@ -74,3 +76,72 @@ def test_a_resume_cannot_change_the_model(facades, tmp_path):
     train(resolve_config({**TINY, "data": str(facades), "max_steps": 1}), tmp_path / "run")
     with pytest.raises(ConfigError, match="keeps its model settings"):
         resolve_config({"ngf": 16}, resume=tmp_path / "run")
+
+
+def _aligned(folder, sizes_and_modes):
+    """Aligned A|B files of the given (width, height, mode), named 0.png, 1.png, ... in that order."""
+    folder.mkdir(parents=True)
+    for i, (width, height, mode) in enumerate(sizes_and_modes):
+        Image.new(mode, (width, height), 90).save(folder / f"{i}.png")
+    return folder
+
+
+def test_channels_of_a_new_run_are_those_of_most_files_not_of_the_first(tmp_path):
+    data = _aligned(tmp_path / "d", [(64, 32, "L")] + [(64, 32, "RGB")] * 3)
+    assert resolve_config({**TINY, "data": str(data)}).channels == (3, 3)
+
+
+def test_channel_counts_split_evenly_are_refused_with_the_counts_and_the_settings_to_choose(tmp_path):
+    data = _aligned(tmp_path / "d", [(64, 32, "L"), (64, 32, "RGB")])
+    with pytest.raises(ConfigError, match=r"1 file\(s\) of 1 channel\(s\), 1 of 3.*`input_nc` and `output_nc`"):
+        resolve_config({**TINY, "data": str(data)})
+    assert resolve_config({**TINY, "data": str(data), "input_nc": 3, "output_nc": 3}).channels == (3, 3)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"crop_size": 16}, r"`patch` 70 needs `crop_size` >= 32: .*16x16 input to 8x8, 4x4, 2x2, then 1x1"),
+    ({"crop_size": 8, "load_size": 8}, r"`patch` 70 needs `crop_size` >= 32"),
+    ({"patch": 286}, r"`patch` 286 needs `crop_size` >= 128: .*32x32 input to 16x16, .*then 1x1"),
+    ({"crop_size": 64, "load_size": 72, "patch": 286}, r"`patch` 286 needs `crop_size` >= 128"),
+])
+def test_a_crop_the_discriminator_cannot_judge_is_refused_with_the_smallest_that_works(facades, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config({**TINY, "data": str(facades), **settings})
+
+
+def test_the_smallest_crops_accepted_train_a_step(facades, tmp_path):
+    for settings in ({"crop_size": 8, "load_size": 10, "patch": 16}, {"crop_size": 16, "load_size": 18, "patch": 1},
+                     {"crop_size": 8, "load_size": 8, "objective": "l1"}, {"crop_size": 32, "batch_size": 1}):
+        config = resolve_config({**TINY, "data": str(facades), "max_steps": 1, "val_images": 1, **settings})
+        assert train(config, tmp_path / str(len(list(tmp_path.iterdir())))).step == 1
+
+
+def test_preprocess_none_refuses_files_the_networks_cannot_take_naming_them(tmp_path):
+    data = _aligned(tmp_path / "d", [(64, 32, "RGB"), (32, 16, "RGB"), (80, 40, "RGB")])
+    with pytest.raises(ConfigError, match=r"`preprocess` none .* 2 of 3 .*1\.png: 16x16 is not a multiple of 32.*"
+                                          r"2\.png: 40x40 is not a multiple of 32.*`num_downs`"):
+        resolve_config({**TINY, "data": str(data), "preprocess": "none", "batch_size": 1})
+    with pytest.raises(ConfigError, match=r"1 of 3 .*1\.png: D cannot judge it: its layers take a 16x16 input"):
+        resolve_config({**TINY, "data": str(data), "preprocess": "none", "batch_size": 1, "crop_size": 8,
+                        "load_size": 8})
+    _aligned(tmp_path / "ok", [(64, 32, "RGB"), (128, 64, "RGB")])
+    config = resolve_config({**TINY, "data": str(tmp_path / "ok"), "preprocess": "none", "batch_size": 1,
+                             "max_steps": 2, "val_images": 1})
+    assert train(config, tmp_path / "run").step == 2
+
+
+def test_preprocess_none_at_a_batch_above_one_needs_one_size(tmp_path):
+    data = _aligned(tmp_path / "d", [(64, 32, "RGB"), (128, 64, "RGB")])
+    with pytest.raises(ConfigError, match=r"`batch_size` 2 .* one size.*32x32 \(1 file\(s\)\), 64x64 \(1"):
+        resolve_config({**TINY, "data": str(data), "preprocess": "none"})
+
+
+@pytest.mark.parametrize("flags", [["--crop-size", "16", "--load-size", "18"], ["--patch", "286"]])
+def test_the_cli_refuses_a_crop_too_small_in_one_line_before_writing_the_run(facades, tmp_path, flags):
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "pix2pix", "train", "--out", str(run),
+                             *tiny_flags(facades), *flags], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "--crop-size" in result.stderr and "--patch" in result.stderr
+    assert not run.exists()

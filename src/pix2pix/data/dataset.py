@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import random
 import signal
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import ExifTags, Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pix2pix.config import DataConfig
+from pix2pix.config import ConfigError, DataConfig
 from pix2pix.data.images import DataError, ImageData, is_image_file, split_aligned
-from pix2pix.data.reading import load_image_data
+from pix2pix.data.reading import READ_ERRORS, load_image_data
 from pix2pix.data.tensors import image_to_tensor
 from pix2pix.data.transforms import Jitter, apply_jitter, evaluation_jitter, sample_jitter
 
@@ -77,19 +80,73 @@ def find_pairs(folder: Path, layout: str = "auto") -> list[Pair]:
     return pairs
 
 
-def detect_channels(pairs: list[Pair], direction: str = "AtoB") -> tuple[int, int]:
-    """(input_nc, output_nc) as the first readable pair's files hold them, so that a run can take its channels from
-    the data; unreadable files are left to the screening before training, which lists them all."""
-    first_problem = None
+@dataclass(frozen=True)
+class PairFacts:
+    """What one pair holds, as loading it gives it: the channels of A and B, and the (width, height) of each."""
+
+    pair: Pair
+    channels: tuple[int, int]
+    size: tuple[int, int]
+
+
+HEADER_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1, "I;16L": 1, "I;16B": 1}
+"""Pillow modes whose bands are the channels `load_image_data` gives (a 16-bit colour PNG opens as RGB or RGBA)."""
+
+_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the image on its side
+
+
+def survey_pairs(pairs: list[Pair]) -> list[PairFacts]:
+    """The facts of every readable pair, so that a run takes its channels from all of them; unreadable files are
+    left to the screening before training, which lists them all, unless no pair can be read at all."""
+    facts, first_problem = [], None
     for pair in pairs:
         try:
-            a = load_image_data(pair.a).channels
-            b = a if pair.b is None else load_image_data(pair.b).channels
+            a = image_facts(pair.a)
+            b = a if pair.b is None else image_facts(pair.b)
         except DataError as err:
             first_problem = first_problem or err
             continue
-        return (a, b) if direction == "AtoB" else (b, a)
-    raise first_problem
+        size = (a[0] // 2, a[1]) if pair.b is None else a[:2]
+        facts.append(PairFacts(pair, (a[2], b[2]), size))
+    if not facts and first_problem is not None:
+        raise first_problem
+    return facts
+
+
+def image_facts(path: Path) -> tuple[int, int, int]:
+    """(width, height, channels) as `load_image_data` gives them: from the header alone where Pillow's mode tells
+    them (most files: a thousand headers take well under a second), else by decoding the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                channels = HEADER_CHANNELS.get(image.mode) if image.format != "TIFF" else None
+                if channels is not None:
+                    width, height = image.size
+                    exif = image.format != "PNG" or "exif" in image.info  # a PNG's getexif() decodes it all
+                    turned = exif and image.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPS_SIDES
+                    return (height, width, channels) if turned else (width, height, channels)
+    except (*READ_ERRORS, Image.DecompressionBombError):
+        pass  # decoding names what is wrong
+    image = load_image_data(path)
+    return (*image.size, image.channels)
+
+
+def detect_channels(facts: list[PairFacts], direction: str = "AtoB") -> tuple[int, int]:
+    """(input_nc, output_nc) as most pairs hold them (the others are converted when loaded, as the screening
+    before training notes); an even split has no majority, so the settings must choose."""
+    a, b = (_majority([f.channels[side] for f in facts]) for side in (0, 1))
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
+def _majority(channels: list[int]) -> int:
+    counts = Counter(channels).most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        found = ", ".join(f"{n} file(s) of {c} channel(s)" if i == 0 else f"{n} of {c}"
+                          for i, (c, n) in enumerate(sorted(counts)))
+        raise ConfigError(f"the dataset's files are split evenly between channel counts ({found}), so there is "
+                          "no majority to build the networks for; set `input_nc` and `output_nc`")
+    return counts[0][0]
 
 
 def jittered(image: ImageData, jitter: Jitter) -> ImageData:

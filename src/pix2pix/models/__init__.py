@@ -1,12 +1,13 @@
 """The paper's networks: a U-Net generator and a PatchGAN discriminator, built from a `ModelConfig`."""
 
+from pix2pix.models import discriminator, generator
 from pix2pix.models.cpu_kernels import with_cpu_kernels
 from pix2pix.models.discriminator import PatchDiscriminator, receptive_field
 from pix2pix.models.generator import UNetGenerator
 from pix2pix.models.layers import init_weights
 from pix2pix.models.modes import MODES, PaperGenerator, check_mode, in_mode
 
-__all__ = ["PatchDiscriminator", "UNetGenerator", "build_discriminator", "build_generator",
+__all__ = ["PatchDiscriminator", "UNetGenerator", "build_discriminator", "build_generator", "input_problem",
            "init_weights", "receptive_field", "MODES", "PaperGenerator", "check_mode", "in_mode", "with_cpu_kernels"]
 
 
@@ -25,3 +26,12 @@ def build_discriminator(config) -> PatchDiscriminator:
     input_nc, output_nc = config.channels
     in_channels = output_nc + (input_nc if m.conditional else 0)
     return init_weights(PatchDiscriminator(in_channels, patch=m.patch, ndf=m.ndf, norm=m.norm), m.init_gain)
+
+
+def input_problem(config, height: int, width: int) -> str | None:
+    """Why the networks of a `RunConfig` cannot train on height x width images, or None (D only where there is one)."""
+    problem = generator.input_problem(config.generator_depth, height, width)
+    if problem is None and config.train.gan_mode != "none":
+        judged = discriminator.input_problem(config.model.patch, height, width)
+        problem = judged and f"D cannot judge it: {judged}"
+    return problem

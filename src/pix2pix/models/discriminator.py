@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import torch
 from torch import nn
 
@@ -60,3 +63,40 @@ def receptive_field(net: nn.Module) -> int:
     for conv in reversed(convs):
         field = (field - 1) * conv.stride[0] + (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
     return field
+
+
+def input_problem(patch: int, height: int, width: int) -> str | None:
+    """Why D cannot train on height x width inputs, or None: from its layers' arithmetic, every convolution must
+    leave a map of at least 1x1 and every norm layer more than one value per image (the last batch of an epoch
+    may hold a single image, and instance norm needs it at any batch)."""
+    sides = [(height, width)]
+    for layer in _layers(patch):
+        if isinstance(layer, nn.Conv2d):
+            sides.append((_conv_side(layer, sides[-1][0], 0), _conv_side(layer, sides[-1][1], 1)))
+            if min(sides[-1]) < 1:
+                return _shrinks(sides)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d)) and sides[-1][0] * sides[-1][1] < 2:
+            return f"{_shrinks(sides)}, where a norm layer needs more than one value per image"
+    return None
+
+
+def smallest_input(patch: int) -> int:
+    """The smallest side of a square input that D trains on."""
+    return next(side for side in itertools.count(1) if input_problem(patch, side, side) is None)
+
+
+@functools.cache
+def _layers(patch: int) -> tuple[nn.Module, ...]:
+    """D's layers in order, at one filter: the arithmetic of sizes does not depend on the width."""
+    return tuple(PatchDiscriminator(1, patch=patch, ndf=1, norm="batch").net)
+
+
+def _conv_side(conv: nn.Conv2d, side: int, dim: int) -> int:
+    span = conv.dilation[dim] * (conv.kernel_size[dim] - 1) + 1
+    return max(0, (side + 2 * conv.padding[dim] - span) // conv.stride[dim] + 1)
+
+
+def _shrinks(sides: list[tuple[int, int]]) -> str:
+    shown = [f"{h}x{w}" if min(h, w) > 0 else "nothing" for h, w in sides]
+    between = f"{', '.join(shown[1:-1])}, then " if len(shown) > 2 else ""
+    return f"its layers take a {shown[0]} input to {between}{shown[-1]}"

@@ -76,6 +76,15 @@ class UNetGenerator(nn.Module):
         return run_padded(self, x, self.multiple)
 
 
+def input_problem(depth: int, height: int, width: int) -> str | None:
+    """Why G cannot train on height x width inputs, or None: each downsampling halves the sides, and the decoder's
+    maps meet the encoder's only at multiples of 2**depth (where its smallest norm map is 2x2 or more)."""
+    multiple = 2**depth
+    if height % multiple or width % multiple:
+        return f"{width}x{height} is not a multiple of {multiple} on both sides (G's {depth} downsamplings)"
+    return None
+
+
 def run_padded(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Runs `forward` (the U-Net or its ONNX export) on `x` reflect-padded to a multiple of `multiple` and crops
     the result back, so that any size works."""

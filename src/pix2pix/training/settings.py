@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pix2pix.config import ConfigError, MachineConfig, RunConfig, expand_objective, flatten_settings, read_settings_file
-from pix2pix.data.dataset import detect_channels, find_pairs, split_folder
+from pix2pix.data.dataset import Pair, PairFacts, detect_channels, find_pairs, split_folder, survey_pairs
+from pix2pix.data.images import DataError
+from pix2pix.models import input_problem
+from pix2pix.models.discriminator import smallest_input
 from pix2pix.runs import RunDir
+
+SHOWN_FILES = 5
+"""Files named in a message before '... and N more'."""
 
 
 def resolve_config(settings: Mapping[str, Any] | None = None, file: Path | str | None = None,
@@ -35,12 +42,62 @@ def resolve_config(settings: Mapping[str, Any] | None = None, file: Path | str |
 
 
 def with_channels_of_the_data(config: RunConfig) -> RunConfig:
-    """`input_nc` and `output_nc`, where not set, as the first training pair holds them (grayscale, RGBA, bands)."""
+    """`input_nc` and `output_nc`, where not set, as most files of the train and val splits hold them (grayscale,
+    RGBA, bands); then the networks checked against the sizes they will train on (the crop, or with `preprocess`
+    none every training file), so that a setting that cannot work is refused before anything is written."""
     if not config.data.data:
         raise ConfigError("no dataset: set `data` (a folder of aligned A|B images, or of A/ and B/ folders)")
+    if config.data.preprocess != "none":
+        check_crop(config)
     unset = [name for name in ("input_nc", "output_nc") if getattr(config.model, name) is None]
-    if not unset:
+    if not unset and config.data.preprocess != "none":
         return config
-    pairs = find_pairs(split_folder(Path(config.data.data), "train"), config.data.layout)
-    found = dict(zip(("input_nc", "output_nc"), detect_channels(pairs, config.data.direction)))
-    return config.updated({name: found[name] for name in unset}, f"channels of {pairs[0].a}")
+    train_pairs = find_pairs(split_folder(Path(config.data.data), "train"), config.data.layout)
+    facts = survey_pairs(train_pairs)
+    held_out = survey_pairs(val_pairs(config))
+    if unset:
+        found = dict(zip(("input_nc", "output_nc"), detect_channels(facts + held_out, config.data.direction)))
+        config = config.updated({name: found[name] for name in unset}, f"channels of {config.data.data}")
+    if config.data.preprocess == "none":
+        check_file_sizes(config, facts, held_out)
+    return config
+
+
+def val_pairs(config: RunConfig) -> list[Pair]:
+    """The val split's pairs, if it has any that can be found; its problems are the screening's to list."""
+    folder = split_folder(Path(config.data.data), "val")
+    try:
+        return find_pairs(folder, config.data.layout) if folder is not None else []
+    except DataError:
+        return []
+
+
+def check_crop(config: RunConfig) -> None:
+    """The crop is what the networks train on (and see at the epoch ends) unless `preprocess` is none."""
+    crop = config.data.crop_size
+    problem = input_problem(config, crop, crop)
+    if problem is not None:
+        patch = config.model.patch
+        smallest = max(8, 1 << (smallest_input(patch) - 1).bit_length())
+        raise ConfigError(f"`patch` {patch} needs `crop_size` >= {smallest}: at {crop}, {problem}; raise "
+                          "`crop_size` (and `load_size`) or choose a smaller `patch`")
+
+
+def check_file_sizes(config: RunConfig, facts: list[PairFacts], held_out: list[PairFacts]) -> None:
+    """With `preprocess` none every image is used at its own size: G and D train on the training images, G
+    translates the val images, and a batch of more than one needs them all of one size."""
+    train_problems = [(f.pair, input_problem(config, f.size[1], f.size[0])) for f in facts]
+    val_only = config.updated({"gan_mode": "none", "lambda_l1": 1.0}, "val")
+    problems = [(pair, problem) for pair, problem in train_problems
+                + [(f.pair, input_problem(val_only, f.size[1], f.size[0])) for f in held_out] if problem]
+    if problems:
+        listed = "; ".join(f"{pair.a}: {problem}" for pair, problem in problems[:SHOWN_FILES])
+        more = f"; and {len(problems) - SHOWN_FILES} more" if len(problems) > SHOWN_FILES else ""
+        raise ConfigError(f"`preprocess` none trains on each image at its own size, and {len(problems)} of "
+                          f"{len(facts) + len(held_out)} pair(s) do not fit the networks: {listed}{more}; resize "
+                          "them, set another `preprocess`, or fewer downsamplings (`crop_size`, `num_downs`)")
+    sizes = Counter(f"{f.size[0]}x{f.size[1]}" for f in facts)
+    if config.train.batch_size > 1 and len(sizes) > 1:
+        found = ", ".join(f"{size} ({count} file(s))" for size, count in sorted(sizes.items()))
+        raise ConfigError(f"`preprocess` none with `batch_size` {config.train.batch_size} needs the training images "
+                          f"to be of one size, but they are {found}; set `batch_size` 1 or another `preprocess`")
