@@ -216,3 +216,12 @@ def test_a_few_files_of_the_real_maps_dataset_pass(tmp_path):
     assert report.ok and report.problems == []
     assert report.formats() == {"3-channel 8-bit": 4}
     assert {(info.width, info.height) for info in report.files.values()} == {(1200, 600)}
+
+
+def test_the_screen_tells_mixed_channel_counts_with_how_many_files_of_each(tmp_path, capsys):
+    for name, mode in (("0", "L"), ("1", "RGB"), ("2", "RGB")):
+        Image.new(mode, (16, 8)).save(tmp_path / f"{name}.png")
+    validate.screen_for_training(tmp_path, "auto", "fail", tmp_path / "bad.json")
+    err = capsys.readouterr().err
+    assert "the aligned A|B files are of 2 formats: 2 3-channel 8-bit, 1 1-channel 8-bit file(s)" in err
+    assert "0.png: has 1 channel(s) where most aligned A|B files have 3; it is converted to 3" in err

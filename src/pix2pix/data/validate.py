@@ -358,6 +358,14 @@ def screen_for_training(root: Path, layout: str, on_bad_file: str, record: Path,
     return report
 
 
+def _formats_by_kind(report: ValidationReport) -> dict[str, Counter]:
+    """How many files of each kind hold each format: a mixed dataset is told with its counts, not only per file."""
+    kinds: dict[str, Counter] = {}
+    for info in report.files.values():
+        kinds.setdefault(info.kind, Counter())[info.format] += 1
+    return kinds
+
+
 def _failure_message(report: ValidationReport, record: Path) -> str:
     lines = [f"{report.folder}: {len(report.bad_files)} bad file(s) among {report.checked}; all are listed in "
              f"{record}. Fix or remove them, or set `on_bad_file` skip to train without them:"]
@@ -371,6 +379,10 @@ def _tell(report: ValidationReport, record: Path) -> None:
         reasons.setdefault(problem.path, []).append(problem.problem)
     for path, problems in reasons.items():
         print(f"pix2pix: warning: skipping {path}: {'; '.join(problems)}", file=sys.stderr)
+    for kind, formats in _formats_by_kind(report).items():
+        if len(formats) > 1:
+            found = ", ".join(f"{count} {name}" for name, count in formats.most_common())
+            print(f"pix2pix: note: the {kind} files are of {len(formats)} formats: {found} file(s)", file=sys.stderr)
     notes = report.warnings
     for problem in notes[:SHOWN_PROBLEMS]:
         print(f"pix2pix: note: {problem.line()}", file=sys.stderr)
