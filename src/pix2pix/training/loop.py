@@ -26,7 +26,7 @@ from pix2pix.runs import RunDir
 from pix2pix.training.checkpoints import Checkpoints, Position, seed_dropout
 from pix2pix.training.processes import Processes
 from pix2pix.training.records import LossLog, Recorder, read_metrics
-from pix2pix.training.settings import with_channels_of_the_data
+from pix2pix.training.settings import fitted_to_the_data
 from pix2pix.training.step import Networks
 
 
@@ -42,8 +42,9 @@ class TrainResult:
 
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
     """Trains in this process, or, started by `pix2pix train --processes` or torchrun, as one of its processes
-    (see docs/distributed.md). Channel counts the config leaves unset come from the data (`resolve_config`)."""
-    config = with_channels_of_the_data(config)
+    (see docs/distributed.md). Channel counts the config leaves unset come from the data, and sizes the networks
+    cannot train on are refused, before anything is written (`fitted_to_the_data`)."""
+    config = fitted_to_the_data(config)
     processes = Processes.from_environment()
     with processes.joined(config.machine.dist_timeout):
         return train_process(processes, config, RunDir(run_dir), resume)

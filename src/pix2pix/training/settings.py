@@ -38,10 +38,10 @@ def resolve_config(settings: Mapping[str, Any] | None = None, file: Path | str |
     if saved is not None and config.model != saved.model:
         raise ConfigError(f"{resume}: a resumed run keeps its model settings; start a new run with another `out` "
                           "instead")
-    return with_channels_of_the_data(config)
+    return fitted_to_the_data(config)
 
 
-def with_channels_of_the_data(config: RunConfig) -> RunConfig:
+def fitted_to_the_data(config: RunConfig) -> RunConfig:
     """`input_nc` and `output_nc`, where not set, as most files of the train and val splits hold them (grayscale,
     RGBA, bands); then the networks checked against the sizes they will train on (the crop, or with `preprocess`
     none every training file), so that a setting that cannot work is refused before anything is written."""
