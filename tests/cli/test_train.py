@@ -12,6 +12,7 @@ import pytest
 from pix2pix.cli import build_parser, main
 from pix2pix.cli.train import given_settings
 from pix2pix.config import ConfigError, RunConfig
+from pix2pix.runs import RunDir
 from pix2pix.training.settings import resolve_config
 from tests.conftest import tiny_flags
 
@@ -23,7 +24,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def train_config(argv: list[str]):
     """The settings `pix2pix train ARGV` trains with."""
     args = build_parser().parse_args(["train", *argv])
-    return resolve_config(given_settings(args), args.config, args.out if args.resume else None, "command line")
+    return resolve_config(given_settings(args), args.config, args.out if args.resume else None, "command line",
+                          force=args.force)
 
 
 def test_flags_override_the_config_file_which_overrides_defaults(facades, tmp_path):
@@ -44,7 +46,7 @@ def test_objective_flag_sets_the_preset_and_explicit_flags_still_win(facades, tm
 def test_resume_may_not_change_the_model(facades, tmp_path):
     run = tmp_path / "run"
     assert run_cli("train", "--out", str(run), *tiny_flags(facades), "--max-steps", "1").returncode == 0
-    with pytest.raises(ConfigError, match="model settings"):
+    with pytest.raises(ConfigError, match="keeps `ngf` 8 \\(given: 16\\)"):
         train_config(["--out", str(run), "--resume", "--ngf", "16"])
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["ngf"] == 8
@@ -125,3 +127,31 @@ def test_processes_start_on_the_settings_resolved_once_here(facades, tmp_path, m
     assert started["argv"] == ["train", "--config", str(started["file"]), "--out", str(tmp_path / "run")]
     assert started["config"] == train_config(flags) and started["config"].channels == (3, 3)
     assert not started["file"].exists()
+
+
+def test_a_refused_resume_writes_nothing_and_the_run_goes_on_after_it(facades, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "--out", str(run), *tiny_flags(facades), "--max-steps", "2").returncode == 0
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    crop = run_cli("train", "--out", str(run), "--resume", "--crop-size", "64", "--load-size", "72",
+                   "--max-steps", "3")
+    assert crop.returncode == 2 and "Traceback" not in crop.stderr
+    assert crop.stderr.strip() == (f"pix2pix: error: {run}: a resumed run keeps --load-size 36 (given: 72), "
+                                   "--crop-size 32 (given: 64); start a new run with another --out instead")
+    seed = run_cli("train", "--out", str(run), "--resume", "--seed", "1", "--max-steps", "3")
+    assert seed.returncode == 2 and "--seed 0 (given: 1); --force lets" in seed.stderr
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    assert run_cli("train", "--out", str(run), "--resume", "--max-steps", "3").returncode == 0
+    assert train_config(["--out", str(run), "--resume", "--seed", "1", "--force"]).train.seed == 1
+
+
+def test_a_forced_resume_on_several_processes_forces_it_in_each(facades, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    RunDir(run).save_config(train_config(["--out", str(run), *tiny_flags(facades)]))
+    started = {}
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr("pix2pix.cli.train.launch_here", lambda processes, argv: started.update(argv=argv) or 0)
+    assert main(["train", "--processes", "2", "--out", str(run), "--resume", "--seed", "1", "--force"]) == 0
+    assert started["argv"][-2:] == ["--resume", "--force"]
+    assert "--force" in build_parser()._subparsers._group_actions[0].choices["train"].format_help()

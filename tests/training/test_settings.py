@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,10 +10,11 @@ import sys
 import pytest
 from PIL import Image
 
-from pix2pix.config import ConfigError, RunConfig
+from pix2pix.config import FIELDS, SECTION_OF, ConfigError, MachineConfig, RunConfig
+from pix2pix.data.synthetic import generate_facades
 from pix2pix.runs import RunDir
 from pix2pix.training.loop import train
-from pix2pix.training.settings import resolve_config
+from pix2pix.training.settings import RESUME_MAY_CHANGE, resolve_config
 from tests.conftest import TINY, tiny_flags
 
 
@@ -74,7 +76,7 @@ def test_a_resume_keeps_the_runs_settings_but_takes_this_machines(facades, tmp_p
 
 def test_a_resume_cannot_change_the_model(facades, tmp_path):
     train(resolve_config({**TINY, "data": str(facades), "max_steps": 1}), tmp_path / "run")
-    with pytest.raises(ConfigError, match="keeps its model settings"):
+    with pytest.raises(ConfigError, match="keeps `ngf` 8 \\(given: 16\\)"):
         resolve_config({"ngf": 16}, resume=tmp_path / "run")
 
 
@@ -145,3 +147,63 @@ def test_the_cli_refuses_a_crop_too_small_in_one_line_before_writing_the_run(fac
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "--crop-size" in result.stderr and "--patch" in result.stderr
     assert not run.exists()
+
+
+@pytest.fixture
+def saved_run(facades, tmp_path):
+    """A run folder as training leaves it before the first checkpoint: its resolved settings in config.json."""
+    run = tmp_path / "saved"
+    RunDir(run).path.mkdir()
+    RunDir(run).save_config(resolve_config({**TINY, "data": str(facades)}))
+    return run
+
+
+def test_a_resume_refuses_another_crop_naming_each_setting_with_both_values(saved_run):
+    with pytest.raises(ConfigError) as refused:
+        resolve_config({"crop_size": 64, "load_size": 72, "max_steps": 210}, resume=saved_run)
+    message = str(refused.value)
+    assert message.startswith(f"{saved_run}: a resumed run keeps `load_size` 36 (given: 72), `crop_size` 32 "
+                              "(given: 64); ")
+    assert "`max_steps`" not in message and "`force`" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("direction", "BtoA"), ("flip", False), ("preprocess", "resize"), ("layout", "aligned"), ("lr", 1e-3),
+    ("beta1", 0.9), ("gan_mode", "lsgan"), ("lambda_l1", 10.0), ("conditional", False), ("ngf", 16),
+    ("num_downs", 3)])
+def test_a_resume_refuses_what_the_checkpoint_was_trained_with(saved_run, setting, value):
+    saved = RunDir(saved_run).load_config().to_dict()
+    before = next(section[setting] for section in saved.values() if setting in section)
+    with pytest.raises(ConfigError, match=f"keeps `{setting}` {before} \\(given: {value}\\)"):
+        resolve_config({setting: value}, resume=saved_run, force=True)
+
+
+def test_a_resume_may_change_how_long_and_how_it_reports_and_the_machine(saved_run):
+    changes = {"max_steps": 7, "n_epochs": 5, "n_epochs_decay": 4, "save_every": 3, "keep_checkpoints": 1,
+               "log_every": 2, "num_samples": 1, "val_images": 2, "on_bad_file": "skip", "precision": "bf16",
+               "batch_size": 4, "device": "cpu", "num_workers": 1, "memory_format": "contiguous",
+               "dist_timeout": 60.0}
+    resumed = resolve_config(changes, resume=saved_run).to_dict()
+    assert {name: value for section in resumed.values() for name, value in section.items()
+            if name in changes} == changes
+
+
+def test_a_resume_takes_another_seed_or_dataset_only_when_forced(saved_run, facades, tmp_path):
+    copy = generate_facades(tmp_path / "copy", train=2, val=0, test=0, size=32, seed=1)
+    with pytest.raises(ConfigError, match=r"keeps `data` .* \(given: .*\), `seed` 0 \(given: 1\); `force` "):
+        resolve_config({"seed": 1, "data": str(copy)}, resume=saved_run)
+    forced = resolve_config({"seed": 1, "data": str(copy)}, resume=saved_run, force=True)
+    assert (forced.train.seed, forced.data.data) == (1, str(copy))
+    assert resolve_config({"data": f"{facades}/../{facades.name}"}, resume=saved_run).data.data != str(facades)
+
+
+def test_a_forced_resume_refuses_a_dataset_of_other_channels(saved_run, gray_to_rgb):
+    with pytest.raises(ConfigError, match=f"{saved_run}: its networks take 3 and give 3 channels; `data` "
+                                          f"{gray_to_rgb} holds 1 and 3"):
+        resolve_config({"data": str(gray_to_rgb)}, resume=saved_run, force=True)
+
+
+def test_the_resume_policy_names_real_settings_and_every_machine_one():
+    assert set(RESUME_MAY_CHANGE) <= set(FIELDS)
+    assert {spec.name for spec in dataclasses.fields(MachineConfig)} <= set(RESUME_MAY_CHANGE)
+    assert not any(SECTION_OF[name] == "model" for name in RESUME_MAY_CHANGE)

@@ -21,6 +21,7 @@ from pix2pix.runs import RunDir, RunError
 from pix2pix.training.checkpoints import Checkpoints
 from pix2pix.training.loop import train
 from pix2pix.training.processes import ONE_PROCESS
+from pix2pix.training.settings import resolve_config
 from tests.conftest import TINY, tiny_flags
 
 
@@ -188,3 +189,40 @@ def test_a_checkpoint_from_an_older_layout_is_refused_with_the_reason(tiny_confi
     torch.save(checkpoint, path)
     with pytest.raises(RunError, match="older pix2pix"):
         train(tiny_config.updated({"max_steps": 2}), run, resume=True)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tiny_config, tmp_path):
+    config = tiny_config.updated({"max_steps": 2})
+    train(config, tmp_path / "straight")
+    stopped = RunDir(tmp_path / "stopped")
+    stopped.path.mkdir()
+    stopped.save_config(config)
+    assert train(config, stopped.path, resume=True).step == 2
+    assert_same_tensors(final_state(tmp_path / "straight")[0], final_state(stopped.path)[0], "generator")
+
+
+def test_a_resume_of_a_folder_without_config_is_refused_as_not_a_run(tiny_config, tmp_path):
+    with pytest.raises(RunError, match="not a pix2pix run folder"):
+        train(tiny_config, tmp_path / "nothing", resume=True)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_command_line(facades, tmp_path):
+    run = tmp_path / "run"
+    flags = ["train", "--out", str(run), *tiny_flags(facades)]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING.replace("== 2", "== 1"), *flags],
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (run / "config.json").is_file() and not RunDir(run).checkpoints()
+    resumed = run_cli("train", "--out", str(run), "--resume", "--max-steps", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "no checkpoint yet" in resumed.stderr
+    assert [p.name for p in RunDir(run).checkpoints()] == ["step_00000002.pt"]
+
+
+def test_a_resume_may_change_the_batch_size_and_continues_the_epoch_by_images(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config.updated({"max_steps": 2}), run)
+    resumed = train(resolve_config({"batch_size": 1, "max_steps": 5}, resume=run), run, resume=True)
+    position = torch.load(RunDir(run).checkpoints()[-1], weights_only=True)["position"]
+    assert resumed.step == 5 and position == {"epoch": 0, "images": 7, "step": 5}

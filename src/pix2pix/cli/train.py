@@ -28,7 +28,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--objective", choices=list(OBJECTIVES), default=argparse.SUPPRESS,
                        help="loss preset that sets gan_mode, lambda_l1 and conditional (default: l1+cgan)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint; "
-                       "machine settings (--device, --num-workers, ...) are this machine's, not the run's")
+                       "machine settings (--device, --num-workers, ...) are this machine's, not the run's; it "
+                       "may change how long it trains and what it logs and saves, not what it trains (README: "
+                       "Resume)")
+    train.add_argument("--force", action="store_true",
+                       help="with --resume: accept another --seed, or another --data with the same channels")
     train.add_argument("--processes", type=positive_int, default=1,
                        help="training processes on this machine, one per GPU (or on CPU cores): data-parallel, "
                             "as torchrun --standalone starts them (docs/distributed.md)")
@@ -75,9 +79,10 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from pix2pix.training.loop import train
 
-    config = resolve_config(given_settings(args), args.config, args.out if args.resume else None, "command line")
+    config = resolve_config(given_settings(args), args.config, args.out if args.resume else None, "command line",
+                            force=args.force)
     if args.processes > 1 and not _launched(args.processes):
-        return _launch(args.processes, config, args.out, args.resume)
+        return _launch(args.processes, config, args.out, args.resume, args.force)
     result = train(config, args.out, resume=args.resume)
     state = "interrupted at step {}; continue it with --resume" if result.interrupted else "finished at step {}"
     if Processes.from_environment().is_main:
@@ -95,13 +100,13 @@ def _launched(processes: int) -> bool:
     return Processes.from_environment().distributed
 
 
-def _launch(processes: int, config: RunConfig, out: Path, resume: bool) -> int:
+def _launch(processes: int, config: RunConfig, out: Path, resume: bool, force: bool) -> int:
     """Starts the processes on the settings resolved here (data found, channels counted), passed as a file."""
     with tempfile.TemporaryDirectory(prefix="pix2pix-") as folder:
         resolved = Path(folder) / "config.json"
         config.save(resolved)
         return launch_here(processes, ["train", "--config", str(resolved), "--out", str(out)]
-                           + (["--resume"] if resume else []))
+                           + (["--resume"] if resume else []) + (["--force"] if force else []))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

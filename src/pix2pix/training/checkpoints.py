@@ -7,6 +7,7 @@ stopped; with another number of processes it continues the data order exactly an
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,20 +44,25 @@ class Checkpoints:
     def __init__(self, run: RunDir, config: RunConfig, processes: Processes) -> None:
         self.run, self.config, self.processes = run, config, processes
 
-    def to_resume_from(self) -> dict:
-        """Rank 0 picks the newest checkpoint that loads; the others then load the one of the same step."""
+    def to_resume_from(self) -> dict | None:
+        """Rank 0 picks the newest checkpoint that loads; the others then load the one of the same step. None for
+        a run stopped before its first checkpoint, which starts again from step 0 on its saved settings."""
         newest = self.processes.main_does(self._newest_readable)
         step = self.processes.main_tells(newest["position"]["step"] if newest else None)
-        return self.processes.all_ready(lambda: newest or self.run.load_checkpoint(step))
+        return self.processes.all_ready(lambda: newest or (None if step is None else self.run.load_checkpoint(step)))
 
-    def _newest_readable(self) -> dict:
+    def _newest_readable(self) -> dict | None:
         self.run.remove_incomplete_saves()
+        saved = self.run.checkpoints()
+        if not saved:
+            self.run.load_config()  # refuses a folder that is not a run, with the reason
+            print(f"pix2pix: {self.run.path} has no checkpoint yet; training it from step 0 with its saved "
+                  "settings", file=sys.stderr)
+            return None
         checkpoint = self.run.load_latest_checkpoint()
         if checkpoint is None:
-            unreadable = len(self.run.checkpoints())
-            raise RunError(f"{self.run.path}: none of its {unreadable} checkpoint(s) could be read (see the "
-                           "warnings above); start a new run in another folder" if unreadable else
-                           f"{self.run.path}: no checkpoint to resume from")
+            raise RunError(f"{self.run.path}: none of its {len(saved)} checkpoint(s) could be read (see the "
+                           "warnings above); start a new run in another folder")
         return checkpoint
 
     def refuse_to_overwrite(self) -> None:
