@@ -221,3 +221,9 @@ def test_trainer_schedules_both_learning_rates():
     assert [d for _, d in seen] == pytest.approx([g for g, _ in seen])
     betas = trainer.optimizers["generator"].param_groups[0]["betas"]
     assert betas == (0.5, 0.999)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_float_settings_are_refused(value):
+    with pytest.raises(ConfigError, match="`lr` must be finite"):
+        RunConfig().updated({"lr": value})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -277,6 +278,8 @@ def _coerce(value: Any, spec: dataclasses.Field, source: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ConfigError(f"{source}: `{spec.name}` must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{source}: `{spec.name}` must be finite, got {value!r}")
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{source}: `{spec.name}` must be one of {', '.join(map(str, choices))}, got {value!r}")

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
-from pix2pix.atomic import atomic_path
+from pix2pix.atomic import TEMPORARY_NAME, atomic_path, write_bytes_atomic
 from pix2pix.config import ConfigError, RunConfig
 from pix2pix.models import UNetGenerator, build_generator
 
@@ -58,9 +58,18 @@ class RunDir:
             raise RunError(str(err)) from err
 
     def save_generator(self, state: dict[str, torch.Tensor], step: int) -> None:
-        with atomic_path(self.generator_path) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
-                      metadata={"step": str(step)})
+        """Serialized in memory and written by Python, so that a failed write is an OSError with its reason
+        (safetensors' own writer reports a full disk as a serializing error)."""
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        write_bytes_atomic(self.generator_path, save(tensors, metadata={"step": str(step)}))
+
+    def generator_step(self) -> int | None:
+        """The step of the saved generator weights; None when there are none that can be read."""
+        try:
+            with safe_open(str(self.generator_path), framework="pt") as weights:
+                return int((weights.metadata() or {})["step"])
+        except (SafetensorError, OSError, KeyError, ValueError):
+            return None
 
     def load_generator_weights(self) -> dict[str, torch.Tensor]:
         if not self.generator_path.is_file():
@@ -69,7 +78,8 @@ class RunDir:
             return load_file(str(self.generator_path))
         except (SafetensorError, OSError) as err:
             raise RunError(f"{self.generator_path}: unreadable weights ({err}); copy the run folder again, or "
-                           "resume training once to rewrite them from its newest checkpoint") from err
+                           f"rewrite them from its newest checkpoint with `pix2pix train --out {self.path} "
+                           "--resume` (which, for a finished run, only rewrites them)") from err
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints, oldest first (a save in progress is a hidden temporary file, not listed)."""
@@ -81,17 +91,18 @@ class RunDir:
     def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
         """Writes the new checkpoint completely before pruning old ones, so one good checkpoint always exists."""
         path = self.checkpoint_path(step)
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            torch.save(state, file)  # to a Python file, so that a failed write is an OSError with its reason
         for old in self.checkpoints()[:-keep]:
             old.unlink(missing_ok=True)
         return path
 
     def remove_incomplete_saves(self) -> None:
-        """Temporary files left by a process killed while saving."""
-        if self.checkpoint_dir.is_dir():
-            for leftover in self.checkpoint_dir.glob(".step_*.tmp"):
-                leftover.unlink(missing_ok=True)
+        """Temporary files left by a process killed while writing any file of the run (see `atomic_path`)."""
+        if self.path.is_dir():
+            for leftover in self.path.rglob(".*.tmp"):
+                if TEMPORARY_NAME.match(leftover.name):
+                    leftover.unlink(missing_ok=True)
 
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoint_dir / f"step_{step:08d}.pt"
@@ -124,8 +135,24 @@ def load_generator(run: RunDir | Path | str) -> tuple[UNetGenerator, RunConfig]:
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.load_config()
     generator = build_generator(config)
+    weights = run.load_generator_weights()
+    refuse_non_finite(weights, run.generator_path)
     try:
-        generator.load_state_dict(run.load_generator_weights())
+        generator.load_state_dict(weights)
     except RuntimeError as err:
         raise RunError(f"{run.generator_path}: weights do not match {run.config_path} ({err})") from err
     return generator, config
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors holding a NaN or an infinity."""
+    return [name for name, tensor in tensors.items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
+def refuse_non_finite(weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Weights of a diverged run translate every image to black; better no image and the reason."""
+    bad = non_finite(weights)
+    if bad:
+        raise RunError(f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
+                       "the run diverged before they were saved; retrain with a lower `lr`")

@@ -6,7 +6,10 @@ One module per command group (`train`, `translate`, `data`); this one builds the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunError
 from pix2pix.training.processes import LostPeerError, PeerError, Processes
+from pix2pix.training.step import Diverged
 
 USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
 PYTHON_FORMATWARNING = warnings.formatwarning
@@ -69,19 +73,44 @@ def show_own_warnings_in_one_line(flags: dict[str, str]) -> None:
     warnings.formatwarning = one_line
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training's loop (which saves a checkpoint first): like Ctrl-C, not an error to catch."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_exception():
+    """SIGTERM ends the command with a message and the shell's 143, not silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = flags_of(parser)
     show_own_warnings_in_one_line(flags)
     try:
-        return args.handler(args)
+        with sigterm_as_exception():
+            return args.handler(args)
     except USER_ERRORS as err:
         print(f"pix2pix: error: {rank_prefix()}{as_flags(user_message(err), flags)}", file=sys.stderr)
         return 2
     except PeerError as err:
         print(f"pix2pix: {rank_prefix()}stopped because {err} (see its message)", file=sys.stderr)
         return 2
+    except Diverged as err:
+        print(f"pix2pix: error: {rank_prefix()}{as_flags(str(err), flags)}", file=sys.stderr)
+        return 1
     except LostPeerError as err:
         print(f"pix2pix: error: {rank_prefix()}{as_flags(str(err), flags)}", file=sys.stderr)
         return 1
@@ -91,3 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pix2pix: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("pix2pix: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM

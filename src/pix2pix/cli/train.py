@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if Processes.from_environment().is_main:
         print(f"Training {state.format(result.step)}. Run folder: {result.run_dir}\n"
               f"Report: {result.run_dir / 'report.html'}")
-    return 130 if result.interrupted else 0
+    return 128 + result.stop_signal if result.interrupted else 0  # the shell's 130 for Ctrl-C, 143 for SIGTERM
 
 
 def _launched(processes: int) -> bool:

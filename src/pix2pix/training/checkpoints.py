@@ -71,6 +71,7 @@ class Checkpoints:
             if self.run.checkpoints():
                 raise RunError(f"{self.run.path} already holds a trained run; continue it with `resume`, "
                                "or train into another folder")
+            self.run.remove_incomplete_saves()  # of a start killed before its first checkpoint
         self.processes.main_does(check)
 
     def save(self, networks: Networks, position: Position) -> Path | None:

@@ -27,17 +27,19 @@ from pix2pix.training.checkpoints import Checkpoints, Position, seed_dropout
 from pix2pix.training.processes import Processes
 from pix2pix.training.records import LossLog, Recorder, read_metrics
 from pix2pix.training.settings import fitted_to_the_data
-from pix2pix.training.step import Networks
+from pix2pix.training.step import Diverged, Networks
 
 
 @dataclass
 class TrainResult:
-    """Where the run is, the step it stopped at, whether Ctrl-C stopped it, and RUN/metrics.json."""
+    """Where the run is, the step it stopped at, whether Ctrl-C (or SIGTERM: `stop_signal`) stopped it, and
+    RUN/metrics.json."""
 
     run_dir: Path
     step: int
     interrupted: bool
     metrics: dict[str, float]
+    stop_signal: int = signal.SIGINT
 
 
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
@@ -81,6 +83,8 @@ def train_process(processes: Processes, config: RunConfig, run: RunDir, resume: 
         tell_batch(config, processes, len(data.dataset), device)
     if position.step == 0:
         recorder.record(networks.generator, position.epoch, position.step, initial=True)
+    else:
+        catch_up(run, networks, recorder, position, t, processes)
 
     with StopRequest() as stop:
         while not finished(position, t):
@@ -93,19 +97,19 @@ def train_process(processes: Processes, config: RunConfig, run: RunDir, resume: 
                     bar.set_postfix(log.latest, refresh=False)
                     bar.update(1)
                     if processes.any(stop.requested, device):
-                        checkpoints.save(networks, position)
+                        save_if_finite(checkpoints, networks, log, position)
                         if processes.is_main:
                             print(f"\nInterrupted: checkpoint of step {position.step} saved in "
                                   f"{run.checkpoint_dir}", file=sys.stderr)
-                        return TrainResult(run.path, position.step, True, read_metrics(run.path))
+                        return TrainResult(run.path, position.step, True, read_metrics(run.path), stop.signal)
                     if max_steps_reached(position, t):
                         break
                     if checkpoint_due(position, t, len(data.dataset)):
-                        checkpoints.save(networks, position)
+                        save_if_finite(checkpoints, networks, log, position)
             if position.images >= len(data.dataset):
                 position.next_epoch()
                 networks.end_epoch()
-            checkpoints.save(networks, position)
+            save_if_finite(checkpoints, networks, log, position)
             recorder.record(networks.generator, position.epoch, position.step)
     return TrainResult(run.path, position.step, False, read_metrics(run.path))
 
@@ -120,6 +124,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.requested_at = 0.0
+        self.signal = signal.SIGINT
         self.previous = {}
 
     def __enter__(self) -> StopRequest:
@@ -132,11 +137,32 @@ class StopRequest:
         if self.requested and signum == signal.SIGINT and now - self.requested_at > self.GRACE_S:
             raise KeyboardInterrupt
         if not self.requested:
-            self.requested, self.requested_at = True, now
+            self.requested, self.requested_at, self.signal = True, now, signum
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def save_if_finite(checkpoints: Checkpoints, networks: Networks, log: LossLog, position: Position) -> None:
+    """A checkpoint, unless the weights hold a NaN or an infinity: then training stops and the checkpoints and
+    generator saved before stay the newest. The check costs one sync per checkpoint, none per step."""
+    bad = networks.non_finite_weights()
+    if bad:
+        where = log.first_non_finite() or f"weights `{bad[0]}` are not finite after step {position.step}"
+        raise Diverged(where)
+    checkpoints.save(networks, position)
+
+
+def catch_up(run: RunDir, networks: Networks, recorder: Recorder, position: Position, t: TrainConfig,
+             processes: Processes) -> None:
+    """On resume, what a process stopped after the checkpoint left undone: the generator weights of its step,
+    and the record of an epoch's (or the run's) end."""
+    if processes.is_main and run.generator_step() != position.step:
+        run.save_generator(networks.generator.state_dict(), position.step)
+    due = position.images == 0 or max_steps_reached(position, t)
+    if processes.main_tells(due and processes.is_main and not recorder.recorded(position.step)):
+        recorder.record(networks.generator, position.epoch, position.step)
 
 
 # --- set-up ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ metrics.json and the report."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from pix2pix.data.tensors import preview_image
 from pix2pix.data.writing import save_pil
 from pix2pix.evaluation.report import write_run_report
 from pix2pix.models import in_mode, with_cpu_kernels
+from pix2pix.training.step import Diverged
+
+HELD_OUT_KEYS = ("val_L1", "train_L1")
 
 
 class LossLog:
@@ -34,40 +38,88 @@ class LossLog:
         self.combine = combine
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.window: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.latest: dict[str, float] = {}
         self.window_start = time.perf_counter()
 
     def truncate_after(self, step: int) -> None:
         """On resume, drops lines written after the checkpoint, which the resumed run will write again."""
+        self.keep_only(lambda record: record["step"] <= step)
+
+    def keep_only(self, keep: Callable[[dict], bool]) -> None:
+        """Rewrites the log with the lines `keep` accepts (and without unreadable ones), if that drops any."""
         if self.path is None or not self.path.exists():
             return
+        lines = self.path.read_text().splitlines()
         kept = []
-        for line in self.path.read_text().splitlines():
+        for line in lines:
             try:
-                if json.loads(line)["step"] <= step:
+                if keep(json.loads(line)):
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(line + "\n" for line in kept))
+        if len(kept) < len(lines):
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in kept))
+
+    def has_held_out_line(self, step: int) -> bool:
+        if self.path is None or not self.path.exists():
+            return False
+        for line in self.path.read_text().splitlines():
+            try:
+                if is_held_out_line(json.loads(line), step):
+                    return True
+            except (ValueError, KeyError, TypeError):
+                continue
+        return False
 
     def add(self, losses: dict[str, torch.Tensor], step: int, epoch: int, lr: float) -> None:
+        """Sums the losses, and every `every` steps logs their averages: reading them is the one sync, and where
+        the divergence check happens, at no cost to the steps in between."""
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0) + value
         self.count += 1
+        self.window.append((step, losses))
         if step % self.every == 0:
             averages = self.combine({name: float(total) / self.count for name, total in self.sums.items()})
+            self.refuse_non_finite(averages)
             self.latest = {name: round(value, 6) for name, value in averages.items()}
             now = time.perf_counter()
             seconds = round((now - self.window_start) / self.count, 4)
             self.write({"step": step, "epoch": epoch, "lr": lr, "sec_per_it": seconds, **self.latest})
-            self.sums, self.count, self.window_start = {}, 0, now
+            self.sums, self.count, self.window, self.window_start = {}, 0, [], now
+
+    def refuse_non_finite(self, averages: dict[str, float]) -> None:
+        """Stops training at the first NaN or infinite loss, which the averages of every process carry."""
+        bad = [name for name, value in averages.items() if not math.isfinite(value)]
+        if bad:
+            raise Diverged(self.first_non_finite() or f"loss `{bad[0]}` is {averages[bad[0]]} in the steps "
+                           f"{self.window[0][0]}-{self.window[-1][0]}")
+
+    def first_non_finite(self) -> str | None:
+        """'loss `G_GAN` is nan at step 7' for the first non-finite loss of this process since the last line."""
+        for step, losses in self.window:
+            for name, value in losses.items():
+                if not math.isfinite(float(value)):
+                    return f"loss `{name}` is {float(value)} at step {step}"
+        return None
 
     def write(self, record: dict) -> None:
+        """Appends one line; a failed write leaves the file as it was and names it."""
         if self.path is None:
             return
         with open(self.path, "a") as log:
-            log.write(json.dumps(record) + "\n")
+            size = log.tell()
+            try:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            except OSError as err:
+                log.truncate(size)
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
+
+
+def is_held_out_line(record: dict, step: int) -> bool:
+    return record["step"] == step and any(key in record for key in HELD_OUT_KEYS)
 
 
 def translate_batches(generator: torch.nn.Module, dataset: PairedDataset, indices: Sequence[int],
@@ -120,19 +172,32 @@ class Recorder:
     translates: bool
 
     def record(self, generator: torch.nn.Module, epoch: int, step: int, initial: bool = False) -> None:
+        """Done again in full by a resume that finds it incomplete (see `recorded`), so each part may exist."""
         if not self.translates:
             return
         count = min(len(self.held_out), max(self.num_samples, self.val_images))
         triples = translate_batches(generator, self.held_out, range(count), self.device)
         if not self.writes:
             return
-        write_sample_grid(self.run / "samples" / f"step_{step:07d}.png", triples[: self.num_samples])
+        write_sample_grid(self.sample_path(step), triples[: self.num_samples])
         l1 = mean_l1(triples)
+        self.log.keep_only(lambda record: not is_held_out_line(record, step))
         self.log.write({"step": step, "epoch": epoch, "val_L1" if self.held_out_is_val else "train_L1": round(l1, 6)})
         metrics = {"l1_step0": l1} if initial else read_metrics(self.run)
         metrics.update({"step": step, "l1_now": l1, "l1_images": count})
         write_text_atomic(self.run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         write_run_report(self.run)  # also redraws losses.png
+
+    def sample_path(self, step: int) -> Path:
+        return self.run / "samples" / f"step_{step:07d}.png"
+
+    def recorded(self, step: int) -> bool:
+        """Whether the record of `step` was written in full: its grid, its held-out line, metrics.json of its
+        step, and the report written after them (a process killed in between leaves one of them missing)."""
+        metrics, report = self.run / "metrics.json", self.run / "report.html"
+        return (self.sample_path(step).is_file() and self.log.has_held_out_line(step)
+                and read_metrics(self.run).get("step") == step
+                and report.is_file() and report.stat().st_mtime_ns >= metrics.stat().st_mtime_ns)
 
 
 def read_metrics(run: Path) -> dict:

@@ -16,6 +16,14 @@ from pix2pix.models import build_discriminator, build_generator, with_cpu_kernel
 from pix2pix.training.processes import ONE_PROCESS, Processes
 
 
+class Diverged(RuntimeError):
+    """Training produced a NaN or an infinity; what was saved before it is kept, nothing after it is saved."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"training diverged: {where}; the checkpoints and generator saved before are kept; "
+                         "train again with a lower `lr`")
+
+
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     """Constant for `n_epochs`, then linear decay towards zero over `n_epochs_decay` more (the paper's schedule)."""
     return 1.0 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)
@@ -117,6 +125,15 @@ class Networks(nn.Module):
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
 
+    def non_finite_weights(self) -> list[str]:
+        """Names of the parameters and buffers of G and D holding a NaN or an infinity; one sync when none do."""
+        nets = {"generator": self.generator, "discriminator": self.discriminator}
+        tensors = {f"{net}.{name}": value for net, module in nets.items() if module is not None
+                   for name, value in module.state_dict().items() if value.is_floating_point()}
+        if bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
+            return []
+        return [name for name, value in tensors.items() if not bool(torch.isfinite(value).all())]
+
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.step()
@@ -140,7 +157,7 @@ class Networks(nn.Module):
             self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
             match_parameter_layouts(self.optimizers[name])
             self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])
-        if self.scaler.is_enabled():
+        if self.scaler.is_enabled() and "grad_scaler" in state:  # none in a run resumed into fp16 from fp32 or bf16
             self.scaler.load_state_dict(state["grad_scaler"])
 
 
