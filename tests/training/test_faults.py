@@ -4,6 +4,7 @@ resumes exactly."""
 from __future__ import annotations
 
 import errno
+import os
 import random
 import signal
 import subprocess
@@ -148,9 +149,10 @@ KILLABLE = textwrap.dedent("""
 
 
 def train_until_killed(run: Path, flags: list[str], kill_at: int, on: str) -> int:
-    """Trains (or resumes, once a checkpoint exists), killed with SIGKILL at the `kill_at`-th call of os.`on`."""
-    resume = ["--resume"] if RunDir(run).checkpoints() else flags
-    env = {**__import__("os").environ, "KILL_AT": str(kill_at), "KILL_ON": on}
+    """Trains (or resumes, once the run folder holds its config), killed with SIGKILL at the `kill_at`-th call of
+    os.`on`."""
+    resume = ["--resume"] if (run / "config.json").exists() else flags
+    env = {**os.environ, "KILL_AT": str(kill_at), "KILL_ON": on}
     done = subprocess.run([sys.executable, "-c", KILLABLE, "train", "--out", str(run), *resume],
                           capture_output=True, text=True, env=env)
     assert done.returncode in (0, -signal.SIGKILL), done.stderr
@@ -159,16 +161,18 @@ def train_until_killed(run: Path, flags: list[str], kill_at: int, on: str) -> in
 
 def test_kill_9_at_random_moments_and_resume_ends_bitwise_equal(facades, straight, tmp_path):
     """os.fsync comes just before a temporary file is renamed (so a kill there leaves it), os.replace just
-    after; both happen at every write of the run folder, so the kills land in every kind of save."""
-    rng, flags = random.Random(20240607), tiny_flags(facades, save_every=2)
+    after; both happen at every write of the run folder, so the kills land in every kind of save. A longer trial:
+    FAULT_KILLS=100 FAULT_SEED=1 pytest -s -k kill_9 tests/training/test_faults.py."""
+    rng, flags = random.Random(int(os.environ.get("FAULT_SEED", 20240607))), tiny_flags(facades, save_every=2)
     kills, finished = 0, 0
-    while kills < 12:
+    while kills < int(os.environ.get("FAULT_KILLS", 12)):
         run = tmp_path / f"run{finished}"
         while train_until_killed(run, flags, rng.randint(1, 30), rng.choice(["fsync", "replace"])) != 0:
             kills += 1
         assert_same_run(straight, run)
         finished += 1
     assert finished >= 1
+    print(f"{kills} kills; {finished} killed runs resumed to the end, each bitwise equal to the straight run")
 
 
 def wait_for_steps(process: subprocess.Popen, log: Path, steps: int) -> None:
