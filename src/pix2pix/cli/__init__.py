@@ -1,6 +1,6 @@
 """The `pix2pix` command: parses flags, calls the library, and turns its errors into one line naming the flags.
 
-One module per command group (`train`, `translate`, `data`); this one builds the parser and reports errors.
+One module per command group (`train`, `translate`, `data`, `evaluate`); this one builds the parser and reports errors.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import threading
 import warnings
 from pathlib import Path
 
-from pix2pix.cli import data, train, translate
+from pix2pix.cli import data, evaluate, train, translate
 from pix2pix.cli.common import HelpFormatter, as_flags, flags_of
 from pix2pix.config import ConfigError
 from pix2pix.data.images import DataError
 from pix2pix.devices import DeviceError
+from pix2pix.evaluation.metrics import MissingDependency
 from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunError
 from pix2pix.training.processes import LostPeerError, PeerError, Processes
 from pix2pix.training.step import Diverged
 
-USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError)
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError, MissingDependency)
 PYTHON_FORMATWARNING = warnings.formatwarning
 
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Image-to-image translation with conditional GANs "
                                                  "(Isola et al., CVPR 2017).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (train, translate, data):
+    for group in (train, translate, data, evaluate):
         group.add_commands(commands)
     return parser
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from pix2pix.atomic import write_text_atomic
 from pix2pix.evaluation.loss_plot import plot_losses
+from pix2pix.evaluation.metrics import ScoredImage
 from pix2pix.evaluation.previews import browser_image, relative_url
 
 CONFIG_SECTIONS = ("model", "data", "train")
@@ -105,6 +106,37 @@ def write_translation_report(
     out_html = out_dir / "report.html"
     _write_html(out_html, title, sections)
     return out_html
+
+
+def write_evaluation_report(out_dir: Path, means: dict[str, float], colour_plot: Path | None,
+                            worst: Sequence[ScoredImage], best: Sequence[ScoredImage], colour_note: str = "",
+                            skipped: Sequence[str] = ()) -> Path:
+    """out_dir/report.html of `pix2pix evaluate`: the scores, the colour figure and the images that explain them."""
+    out_dir = Path(out_dir)
+    colour = _image_link(colour_plot, out_dir, "Lab histograms") if colour_plot else _note(colour_note)
+    sections = [
+        _section("Metrics (means over the split)", _key_value_table(means, _format_metric)),
+        _section("Colour: L, a, b of generated and real pixels", colour),
+        _scored_section("Worst by L1 (prediction | target)", worst, out_dir),
+        _scored_section("Best by L1 (prediction | target)", best, out_dir),
+    ]
+    if skipped:
+        items = "".join(f"<li>{_escape(name)}</li>" for name in skipped)
+        sections.append(_section("Skipped (no partner, or failed)", f"<ul>{items}</ul>"))
+    out_html = out_dir / "report.html"
+    _write_html(out_html, "pix2pix evaluation", sections)
+    return out_html
+
+
+def _scored_section(title: str, images: Sequence[ScoredImage], html_dir: Path) -> str:
+    body = "".join(
+        f"<tr><td>{_escape(image.name)}</td><td>{image.scores.l1:.4f}</td><td>{image.scores.psnr:.2f}</td>"
+        f"<td>{image.scores.ssim:.4f}</td><td>{_image_link(image.pred, html_dir, f'{image.name} prediction')}</td>"
+        f"<td>{_image_link(image.target, html_dir, f'{image.name} target')}</td></tr>"
+        for image in images
+    )
+    head = "".join(f"<th>{name}</th>" for name in ("name", "L1", "PSNR", "SSIM", "prediction", "target"))
+    return _section(title, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
