@@ -1,0 +1,61 @@
+"""`pix2pix evaluate` from the shell: the table printed, the files written, wrong combinations refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix.cli import main
+
+
+def write_pairs(root, count: int = 3) -> None:
+    rng = np.random.default_rng(0)
+    for folder in ("pred", "target"):
+        (root / folder).mkdir()
+    for index in range(count):
+        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "target" / f"{index}.png")
+        Image.fromarray(pixels // 2).save(root / "pred" / f"{index}.png")
+
+
+def test_pred_and_target_folders_end_to_end(tmp_path):
+    write_pairs(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "pix2pix", "evaluate", "--pred", str(tmp_path / "pred"),
+                             "--target", str(tmp_path / "target"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, check=True)
+    for row in ("L1", "PSNR (dB)", "SSIM", "L intersection", "a intersection", "b intersection"):
+        assert row in result.stdout
+    means = json.loads((tmp_path / "out" / "metrics.json").read_text())["means"]
+    assert f"{means['l1']:.4f}" in result.stdout
+    assert (tmp_path / "out" / "metrics.csv").read_text().count("\n") == 4
+    assert "colour.png" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_one_form_at_a_time(tmp_path, capsys):
+    write_pairs(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", "run", "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    assert "give either RUN --data DIR, or --pred DIR --target DIR" in capsys.readouterr().err
+
+
+def test_a_size_mismatch_is_one_line_naming_the_file(tmp_path, capsys):
+    write_pairs(tmp_path, count=1)
+    Image.new("RGB", (16, 16)).save(tmp_path / "pred" / "0.png")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pix2pix: error: ") and "0.png: 16x16 pixels" in err and err.count("\n") == 1
+
+
+def test_without_scikit_image_it_says_what_to_install(tmp_path, capsys, monkeypatch):
+    write_pairs(tmp_path, count=1)
+    monkeypatch.setitem(sys.modules, "skimage.metrics", None)
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert 'pip install "pix2pix[eval]"' in capsys.readouterr().err
