@@ -59,3 +59,17 @@ def test_without_scikit_image_it_says_what_to_install(tmp_path, capsys, monkeypa
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"),
                  "--out", str(tmp_path / "out")]) == 2
     assert 'pip install "pix2pix[eval]"' in capsys.readouterr().err
+
+
+def test_a_run_on_the_test_split_end_to_end(tmp_path, facades, capsys):
+    from pix2pix.config import RunConfig
+    from pix2pix.training.loop import train
+    from tests.conftest import TINY
+
+    train(RunConfig().updated({**TINY, "data": str(facades), "max_steps": 4}), tmp_path / "run")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tmp_path / "run"), "--data", str(facades), "--seed", "1", "--out", str(out)]) == 0
+    assert "L intersection" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counts"]["scored"] == 4 and metrics["inputs"]["mode"] == "paper"
+    assert len(list((out / "images").glob("*_target.png"))) == 4
