@@ -1,7 +1,8 @@
 """`pix2pix evaluate`: generated images scored against their targets, written as JSON, CSV and an HTML page.
 
 Works on any implementation's outputs (files matched by name without extension), or translates a dataset split
-with a run first. FID/KID and the FCN-score are separate measures, not computed here.
+with a run first. FID and KID (with FID's noise floor) come from distribution.py; the FCN-score is a separate
+measure, not computed here.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from pix2pix.data.dataset import files_by_stem, split_folder
 from pix2pix.data.images import DataError
 from pix2pix.data.reading import load_image_data
 from pix2pix.evaluation.colour_plot import plot_colour_histograms
+from pix2pix.evaluation.distribution import DistributionScores, distribution_scores, load_network
+from pix2pix.evaluation.fid import FIDError
 from pix2pix.evaluation.metrics import (
     LAB_BINS,
     LAB_CHANNELS,
+    MissingDependency,
     ScoredImage,
     as_unit,
     intersection,
@@ -49,6 +53,8 @@ class Evaluation:
     generated_lab: np.ndarray | None = None
     real_lab: np.ndarray | None = None
     colour_note: str = ""
+    distribution: DistributionScores | None = None
+    distribution_note: str = ""
 
     def means(self) -> dict[str, float]:
         return {key: float(np.mean([getattr(image.scores, key) for image in self.images])) for key in SCORES}
@@ -71,14 +77,16 @@ def match_folders(pred: Path, target: Path) -> tuple[list[tuple[str, Path, Path]
     return pairs, unmatched
 
 
-def evaluate_folders(pred: Path, target: Path) -> Evaluation:
+def evaluate_folders(pred: Path, target: Path, fid_network: Path | None = None) -> Evaluation:
     skimage_module("metrics")
     pairs, unmatched = match_folders(pred, target)
-    return score_pairs(pairs, unmatched, {"pred": str(pred), "target": str(target)})
+    evaluation = score_pairs(pairs, unmatched, {"pred": str(pred), "target": str(target)})
+    add_distribution(evaluation, pairs, fid_network)
+    return evaluation
 
 
 def evaluate_run(run: Path, data: Path, out: Path, split: str = "test", mode: str = "paper",
-                 seed: int | None = None) -> Evaluation:
+                 seed: int | None = None, fid_network: Path | None = None) -> Evaluation:
     """Translates the split's aligned A|B files into out/images with the run, then scores them."""
     from pix2pix.inference import Translator, translate_files
 
@@ -94,7 +102,23 @@ def evaluate_run(run: Path, data: Path, out: Path, split: str = "test", mode: st
     inputs = {"run": str(run), "data": str(data), "split": split, "mode": mode, "seed": seed}
     evaluation = score_pairs(pairs, [], inputs)
     evaluation.failed = summary.failed
+    add_distribution(evaluation, pairs, fid_network)
     return evaluation
+
+
+def add_distribution(evaluation: Evaluation, pairs: list[tuple[str, Path, Path]], fid_network: Path | None) -> None:
+    """FID/KID need a network that may be missing or too few images: then a one-line note, and the rest stands."""
+    if len(pairs) < 2:
+        evaluation.distribution_note = "FID/KID skipped: they need at least 2 images"
+        return
+    generated, real = [pair[1] for pair in pairs], [pair[2] for pair in pairs]
+    try:
+        evaluation.distribution = distribution_scores(load_network(fid_network), generated, real)
+    except MissingDependency as err:
+        evaluation.distribution_note = str(err)
+    except FIDError as err:
+        raise DataError(f"{err}; give `--fid-network` a TorchScript feature network, or leave it out for the "
+                        "default") from err
 
 
 def score_pairs(pairs: list[tuple[str, Path, Path]], unmatched: list[str], inputs: dict[str, Any]) -> Evaluation:
@@ -139,6 +163,8 @@ def summary(evaluation: Evaluation) -> dict[str, Any]:
         "means": evaluation.means(),
         "intersections": evaluation.intersections(),
         "colour_note": evaluation.colour_note,
+        "distribution": _distribution(evaluation.distribution),
+        "distribution_note": evaluation.distribution_note,
         "counts": {"scored": len(evaluation.images), "unmatched": len(evaluation.unmatched),
                    "failed": len(evaluation.failed)},
         "unmatched": evaluation.unmatched,
@@ -153,6 +179,11 @@ def table(evaluation: Evaluation) -> dict[str, float]:
     means = evaluation.means()
     rows = {"L1": means["l1"], "PSNR (dB)": means["psnr"], "SSIM": means["ssim"]}
     rows.update({f"{name} intersection": value for name, value in evaluation.intersections().items()})
+    scores = evaluation.distribution
+    if scores is not None:
+        rows.update({"FID": scores.fid, "KID": scores.kid})
+        if scores.fid_floor is not None:
+            rows["FID floor (real halves)"] = scores.fid_floor
     return rows
 
 
@@ -160,6 +191,15 @@ def format_table(evaluation: Evaluation) -> str:
     rows = table(evaluation)
     width = max(map(len, rows))
     return "\n".join(f"{name:<{width}}  {value:.4f}" for name, value in rows.items())
+
+
+def _distribution(scores: DistributionScores | None) -> dict[str, Any] | None:
+    """FID's floor sits beside it: FID is biased upwards at small sample sizes, and the floor shows by how much."""
+    if scores is None:
+        return None
+    return {"fid": scores.fid, "kid": scores.kid, "fid_floor": scores.fid_floor, "network": scores.network,
+            "images": scores.images, "kid_estimate": "one unbiased MMD^2 over all features, cubic kernel",
+            "fid_floor_note": "FID between two seeded random halves of the target images"}
 
 
 def _row(image: ScoredImage) -> dict[str, Any]:
