@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except PeerError as err:
         print(f"pix2pix: {rank_prefix()}stopped because {err} (see its message)", file=sys.stderr)
         return 2
-    except Diverged as err:
-        print(f"pix2pix: error: {rank_prefix()}{as_flags(str(err), flags)}", file=sys.stderr)
-        return 1
-    except LostPeerError as err:
+    except (Diverged, LostPeerError) as err:  # the run failed, not its settings
         print(f"pix2pix: error: {rank_prefix()}{as_flags(str(err), flags)}", file=sys.stderr)
         return 1
     except OSError as err:  # a path the command cannot write or read where the command did not expect it
