@@ -12,6 +12,7 @@ PACKAGE = Path(pix2pix.__file__).parent
 LAYERS = [
     ["cli"],
     ["demo"],
+    ["experiments"],
     ["training"],
     ["evaluation"],
     ["inference"],

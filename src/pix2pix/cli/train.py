@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,14 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; unset flags stay absent so a config file's value is not overridden."""
+def add_setting_flags(parser: argparse.ArgumentParser, leave_out: Collection[str] = ()) -> None:
+    """One flag per config field but those left out; unset flags stay absent so a config file's value is not
+    overridden."""
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} settings")
         for spec in dataclasses.fields(cls):
+            if spec.name in leave_out:
+                continue
             kind, optional = field_type(spec)
             flag = "--" + spec.name.replace("_", "-")
             choices = spec.metadata.get("choices")
