@@ -3,6 +3,7 @@ commands, and a clear message when ONNX Runtime is missing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,66 @@ def test_exporting_leaves_the_generator_as_pytorchs_plain_layers(onnx):
         assert sum(isinstance(m, torch.nn.Dropout) for m in modules) == 3
         assert all(m.track_running_stats and m.running_mean is not None
                    for m in modules if isinstance(m, torch.nn.BatchNorm2d))
+
+
+LOAD_WITHOUT_PIX2PIX = """
+import sys, torch
+module = torch.jit.load(sys.argv[1])
+with torch.no_grad():
+    outputs = [module(x) for x in torch.load(sys.argv[2])]
+assert "pix2pix" not in sys.modules, "pix2pix was imported"
+torch.save(outputs, sys.argv[3])
+"""
+
+
+def test_torchscript_eval_mode_runs_without_pix2pix_as_torch_eval_mode_at_several_sizes(run, tmp_path, capsys):
+    out = tmp_path / "exported" / "generator.pt"
+    assert main(["export", str(run), "--format", "torchscript", "--mode", "eval", "--out", str(out)]) == 0
+    assert f"Wrote {out} (eval mode, torchscript)" in capsys.readouterr().out
+    inputs = [images(1, 32, 32), images(3, 64, 32), images(2, 64, 96)]
+    torch.save(inputs, tmp_path / "inputs.pt")
+    loaded = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PIX2PIX, str(out), str(tmp_path / "inputs.pt"),
+                             str(tmp_path / "outputs.pt")], capture_output=True, text=True, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    translator = Translator.load(run, mode="eval")
+    for x, output in zip(inputs, torch.load(tmp_path / "outputs.pt")):
+        assert output.shape == x.shape
+        assert (output - translator(x)).abs().max() < 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_paper_mode_draws_the_masks_of_torchs_generator_and_records_what_it_needs(run, tmp_path):
+    """`torch.manual_seed(N)` before a call gives the images of the torch backend's paper mode with seed N."""
+    assert main(["export", str(run), "--format", "torchscript", "--mode", "paper"]) == 0
+    extra = {"pix2pix.json": ""}
+    module = torch.jit.load(str(run / "generator-paper.pt"), _extra_files=extra)
+    assert json.loads(extra["pix2pix.json"]) | {"source": ""} == {
+        "mode": "paper", "multiple": 32, "input_nc": 3, "output_nc": 3, "source": ""}
+    x = images(2, 64, 32)
+    outputs = {}
+    for seed in (5, 5, 6):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            outputs.setdefault(seed, []).append(module(x))
+    assert torch.equal(*outputs[5]) and (outputs[5][0] - outputs[6][0]).abs().max() > 1e-3
+    expected = Translator.load(run, mode="paper", seed=5)(x)
+    assert (outputs[5][0] - expected).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("broken", ["missing", "bad weights"])
+def test_exporting_a_broken_run_is_one_line(run, tmp_path, capsys, broken):
+    target = tmp_path / "run"
+    if broken == "bad weights":
+        shutil.copytree(run, target, ignore=shutil.ignore_patterns("*.onnx", "*.pt", "checkpoints"))
+        (target / "generator.safetensors").write_bytes(b"not weights")
+    status = main(["export", str(target), "--format", "torchscript", "--mode", "eval"])
+    error = capsys.readouterr().err
+    assert status == 2 and error.count("\n") == 1 and error.startswith(f"pix2pix: error: {target}")
+    assert ("not a pix2pix run folder" if broken == "missing" else "unreadable weights") in error
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_one_out_file_for_several_modes_is_refused(run, tmp_path, capsys):
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "g.pt")]) == 2
+    assert capsys.readouterr().err == ("pix2pix: error: --out names one file, and 2 modes were asked for; choose one "
+                                       "--mode (paper or eval)\n")

@@ -113,6 +113,8 @@ class TrainConfig:
     log_every: int = _setting(10, "average and log the losses every N iterations", valid=AT_LEAST_ONE)
     num_samples: int = _setting(4, "images in the per-epoch sample grid", valid=AT_LEAST_ONE)
     val_images: int = _setting(50, "held-out images whose L1 is logged at each epoch end", valid=NOT_NEGATIVE)
+    tensorboard: bool = _setting(False, "also write the losses, held-out L1 and sample grids as TensorBoard event "
+                                 'files in RUN/tensorboard/ (pip install "pix2pix[tensorboard]")')
 
 
 @dataclass

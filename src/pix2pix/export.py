@@ -1,24 +1,33 @@
-"""The generator as an ONNX graph, and running it with ONNX Runtime (`pix2pix export`, `--backend onnx`).
+"""The generator as an ONNX graph or a TorchScript module (`pix2pix export`), and running the ONNX graph with ONNX
+Runtime (`--backend onnx`).
 
-One graph per test-time mode:
+One file per test-time mode. Eval mode, in both formats: batch norm folded into the convolutions, dropout gone
+(`models/fold.py`); deterministic. Paper mode, in both formats, is `PaperGenerator` (`models/modes.py`), the torch
+backend's own paper mode: batch norm normalizes with the statistics of the batch it is given (never the running
+ones) and dropout stays on. Where its dropout masks come from differs:
 
-- eval: batch norm folded into the convolutions, dropout gone (`models/fold.py`).
-- paper: `PaperGenerator` (`models/modes.py`), the torch backend's own paper mode: batch norm normalizes with the
-  statistics of the batch it is given (never the running ones), and each dropout multiplies by a mask that is an
-  input of the graph. Masks are inputs rather than Dropout nodes because ONNX Runtime runs a Dropout node as the
+- ONNX: each dropout multiplies by a mask that is an input of the graph (`mask_0`, ...; shapes in the metadata
+  `pix2pix.dropout`). Masks are inputs rather than Dropout nodes because ONNX Runtime runs a Dropout node as the
   identity unless its training_mode input is set, and then draws the masks from its own generator, seeded by an
   attribute fixed in the file (every new session repeats the same masks): `--seed` could not reach it.
   `OnnxGenerator` draws the masks with `draw_masks`, from torch's generator exactly as `nn.Dropout` does, so a
   seeded translation gives the same images on both backends.
+- TorchScript: the module draws its masks itself from torch's global generator, as `nn.Dropout` does:
+  `torch.manual_seed(N)` before a call gives the images of `pix2pix translate --seed N` (on the CPU).
 
-In both, the wide transposed convolutions become four 2x2 convolutions (`SubPixelTransposedConv`), which ONNX
-Runtime runs faster. Batch, height and width are dynamic (any multiple of the U-Net's multiple; `run_padded`
-handles other sizes). Needs `pip install "pix2pix[onnx]"` (onnx, onnxscript for torch's exporter, onnxruntime).
+Inputs are B x C x H x W float32 tensors in [-1, 1]; batch, height and width are dynamic, height and width any
+multiples of the U-Net's multiple (2 ** depth: 256 for the paper's 256 crops, 32 for 32 crops), which the files
+record (ONNX metadata `pix2pix.multiple`; TorchScript extra file `pix2pix.json`); `run_padded` handles other sizes.
+ONNX: the wide transposed convolutions become four 2x2 convolutions (`SubPixelTransposedConv`), which ONNX Runtime
+runs faster; needs `pip install "pix2pix[onnx]"` (onnx, onnxscript for torch's exporter, onnxruntime).
+TorchScript: a trace of PyTorch's own layers, loaded by `torch.jit.load` without pix2pix (also from C++ with
+libtorch); PyTorch deprecates torch.jit in favour of torch.export, but 2.13 still saves and loads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib
 import io
@@ -48,7 +57,7 @@ INSTALL_HINT = 'pip install "pix2pix[onnx]"'
 
 
 class ExportError(RuntimeError):
-    """The ONNX export or backend cannot run as asked; the message says what to do."""
+    """An export or the ONNX backend cannot run as asked; the message says what to do."""
 
 
 def require(module: str) -> ModuleType:
@@ -60,8 +69,19 @@ def require(module: str) -> ModuleType:
                           f"{INSTALL_HINT} (or use `backend` torch)") from err
 
 
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+"""Export formats and the extension of their files."""
+TORCHSCRIPT_META = "pix2pix.json"
+"""The TorchScript file's extra file: mode, multiple, channels and source, as the ONNX metadata has them."""
+
+
+def export_path(run_dir: Path | str, mode: str, format: str = "onnx") -> Path:
+    """Where a run's export is written unless another file is asked for."""
+    return Path(run_dir) / f"generator-{mode}{FORMATS[format]}"
+
+
 def onnx_path(run_dir: Path | str, mode: str) -> Path:
-    return Path(run_dir) / f"generator-{mode}.onnx"
+    return export_path(run_dir, mode, "onnx")
 
 
 def fingerprint(run: RunDir) -> str:
@@ -151,10 +171,38 @@ def _quietly_export(net: nn.Module, args: tuple, shapes: dict, names: list[str])
         logger.setLevel(level)
 
 
-def export_run(run: RunDir, generator: UNetGenerator, mode: str) -> Path:
-    """Writes RUN/generator-MODE.onnx atomically, stamped with the run's fingerprint."""
-    path = onnx_path(run.path, mode)
-    write_bytes_atomic(path, export_graph(generator, mode, fingerprint(run)))
+def export_torchscript(generator: UNetGenerator, mode: str, source: str = "") -> bytes:
+    """A TorchScript trace of `generator` in `mode` (a copy: `generator` is left as it is), with what running it
+    needs in its extra file `pix2pix.json`. The trace holds no size: every op works on any batch, height and width."""
+    check_mode(mode)
+    if mode == "paper":
+        net = PaperGenerator(copy.deepcopy(generator)).requires_grad_(False)
+    else:
+        net = fold_batch_norm(generator)
+    multiple = generator.multiple
+    input_nc = generator.encoder[0][0].in_channels
+    sample = torch.zeros(2, input_nc, 2 * multiple, 2 * multiple, device=next(generator.parameters()).device)
+    meta = {"mode": mode, "multiple": multiple, "input_nc": input_nc,
+            "output_nc": generator.decoder[-1][1].out_channels, "source": source}
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation, and batch norm's size check, which holds anyway
+        traced = torch.jit.trace(net.eval(), sample, check_trace=False)  # paper mode's dropout differs per call
+        torch.jit.save(traced.cpu(), buffer, _extra_files={TORCHSCRIPT_META: json.dumps(meta)})
+    return buffer.getvalue()
+
+
+EXPORTERS = {"onnx": export_graph, "torchscript": export_torchscript}
+
+
+def export_run(run: RunDir, generator: UNetGenerator, mode: str, format: str = "onnx",
+               out: Path | None = None) -> Path:
+    """Writes RUN/generator-MODE.onnx (or .pt), or `out`, atomically, stamped with the run's fingerprint."""
+    if format not in EXPORTERS:
+        raise ExportError(f"unknown `format` {format!r}: use {' or '.join(EXPORTERS)}")
+    path = Path(out) if out is not None else export_path(run.path, mode, format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, EXPORTERS[format](generator, mode, fingerprint(run)))
     return path
 
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from pix2pix.cli.common import HelpFormatter
-from pix2pix.config import PRECISIONS
+from pix2pix.config import PRECISIONS, ConfigError
 from pix2pix.devices import DEVICE_HELP
+from pix2pix.export import FORMATS
 from pix2pix.inference import BACKENDS
 from pix2pix.models import MODES
 
@@ -45,15 +46,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                 "image (docs/performance.md); pays off for many images of one size")
     translate.set_defaults(handler=cmd_translate)
 
-    export = commands.add_parser("export", help="write a run's generator as ONNX, for ONNX Runtime and others",
+    export = commands.add_parser("export", help="write a run's generator as ONNX or TorchScript, for other runtimes",
                                  formatter_class=HelpFormatter,
-                                 description="Writes RUN/generator-MODE.onnx (dynamic batch, height and width). "
-                                             "Paper mode takes its dropout masks as inputs mask_0, mask_1, ...; "
-                                             "see pix2pix/export.py. Needs pip install \"pix2pix[onnx]\".")
+                                 description="Writes RUN/generator-MODE.onnx or .pt (dynamic batch, height and width: "
+                                             "multiples of the U-Net's multiple). Paper mode's ONNX graph takes its "
+                                             "dropout masks as inputs mask_0, mask_1, ...; its TorchScript draws them "
+                                             "from torch's generator (torch.manual_seed). See pix2pix/export.py. ONNX "
+                                             "needs pip install \"pix2pix[onnx]\".")
     export.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
-    export.add_argument("--format", choices=["onnx"], default="onnx", help="file format")
+    export.add_argument("--format", choices=list(FORMATS), default="onnx",
+                        help="onnx (ONNX Runtime and others) or torchscript (torch.jit.load, libtorch)")
     export.add_argument("--mode", choices=MODES, nargs="+", default=list(MODES),
                         help="test-time modes to export, one file each")
+    export.add_argument("--out", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                        help="the file to write, for one --mode (default: RUN/generator-MODE.onnx or .pt)")
     export.set_defaults(handler=cmd_export)
 
 
@@ -82,9 +88,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pix2pix.export import export_run
     from pix2pix.runs import RunDir, load_generator
 
+    modes, out = list(dict.fromkeys(args.mode)), getattr(args, "out", None)
+    if out is not None and len(modes) > 1:
+        raise ConfigError(f"`out` names one file, and {len(modes)} modes were asked for; choose one `mode` "
+                          f"({' or '.join(modes)})")
     run = RunDir(args.run)
     generator, _ = load_generator(run)
-    for mode in args.mode:
-        path = export_run(run, generator, mode)
-        print(f"Wrote {path} ({mode} mode)")
+    for mode in modes:
+        path = export_run(run, generator, mode, args.format, out)
+        print(f"Wrote {path} ({mode} mode, {args.format})")
     return 0

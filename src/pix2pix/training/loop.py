@@ -7,6 +7,7 @@ message, before the first step.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -28,6 +29,7 @@ from pix2pix.training.processes import Processes
 from pix2pix.training.records import LossLog, Recorder, read_metrics
 from pix2pix.training.settings import fitted_to_the_data
 from pix2pix.training.step import Diverged, Networks
+from pix2pix.training.tensorboard_log import TensorBoardLog, require_tensorboard
 
 
 @dataclass
@@ -45,16 +47,20 @@ class TrainResult:
 def train(config: RunConfig, run_dir: Path | str, resume: bool = False) -> TrainResult:
     """Trains in this process, or, started by `pix2pix train --processes` or torchrun, as one of its processes
     (see docs/distributed.md). Channel counts the config leaves unset come from the data, and sizes the networks
-    cannot train on are refused, before anything is written (`fitted_to_the_data`)."""
+    cannot train on are refused, before anything is written (`fitted_to_the_data`, and `tensorboard` without
+    its package)."""
+    if config.train.tensorboard:
+        require_tensorboard()
     config = fitted_to_the_data(config)
     processes = Processes.from_environment()
-    with processes.joined(config.machine.dist_timeout):
-        return train_process(processes, config, RunDir(run_dir), resume)
+    with processes.joined(config.machine.dist_timeout), contextlib.ExitStack() as closing:
+        return train_process(processes, config, RunDir(run_dir), resume, closing)
 
 
-def train_process(processes: Processes, config: RunConfig, run: RunDir, resume: bool) -> TrainResult:
+def train_process(processes: Processes, config: RunConfig, run: RunDir, resume: bool,
+                  closing: contextlib.ExitStack) -> TrainResult:
     """This process's part of the run: sets up, then trains until the schedule ends, `max_steps` is reached or
-    Ctrl-C; always ends on a checkpoint."""
+    Ctrl-C; always ends on a checkpoint. What it opens, `closing` closes."""
     t = config.train
     device = processes.all_ready(lambda: training_device(config, processes))
     checkpoints = Checkpoints(run, config, processes)
@@ -74,8 +80,11 @@ def train_process(processes: Processes, config: RunConfig, run: RunDir, resume: 
     else:
         position = Position()
         seed_dropout(t.seed, processes.rank, step=0)
+    board = None
+    if t.tensorboard and processes.is_main:
+        board = closing.enter_context(TensorBoardLog(run.path, position.step))
     log = LossLog(run.path / "losses.jsonl" if processes.is_main else None, t.log_every,
-                  combine=lambda values: processes.mean(values, device))
+                  combine=lambda values: processes.mean(values, device), board=board)
     log.truncate_after(position.step)
     recorder = Recorder(run.path, data.held_out, data.held_out_is_val, t.num_samples, t.val_images, log, device,
                         writes=processes.is_main, translates=processes.is_main or config.model.norm == "syncbatch")
@@ -157,12 +166,13 @@ def save_if_finite(checkpoints: Checkpoints, networks: Networks, log: LossLog, p
 def catch_up(run: RunDir, networks: Networks, recorder: Recorder, position: Position, t: TrainConfig,
              processes: Processes) -> None:
     """On resume, what a process stopped after the checkpoint left undone: the generator weights of its step,
-    and the record of an epoch's (or the run's) end."""
+    and the record of an epoch's (or the run's) end; and the TensorBoard records of its step."""
     if processes.is_main and run.generator_step() != position.step:
         run.save_generator(networks.generator.state_dict(), position.step)
     due = position.images == 0 or max_steps_reached(position, t)
     if processes.main_tells(due and processes.is_main and not recorder.recorded(position.step)):
         recorder.record(networks.generator, position.epoch, position.step)
+    recorder.restore_board(position.step)
 
 
 # --- set-up ---------------------------------------------------------------------------------------------------

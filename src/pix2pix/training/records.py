@@ -20,6 +20,7 @@ from pix2pix.data.writing import save_pil
 from pix2pix.evaluation.report import write_run_report
 from pix2pix.models import in_mode, with_cpu_kernels
 from pix2pix.training.step import Diverged
+from pix2pix.training.tensorboard_log import TensorBoardLog
 
 HELD_OUT_KEYS = ("val_L1", "train_L1")
 
@@ -28,12 +29,14 @@ class LossLog:
     """Losses averaged over `every` iterations, appended to a JSON-lines file one flushed line at a time.
 
     In a distributed run every process keeps one: `combine` averages them over the processes, and only rank 0
-    has a `path` to write to.
+    has a `path` to write to (and a `board`, TensorBoard's copy of every line).
     """
 
     def __init__(self, path: Path | None, every: int,
-                 combine: Callable[[dict[str, float]], dict[str, float]] = lambda averages: averages) -> None:
+                 combine: Callable[[dict[str, float]], dict[str, float]] = lambda averages: averages,
+                 board: TensorBoardLog | None = None) -> None:
         self.path = path
+        self.board = board
         self.every = max(1, every)
         self.combine = combine
         self.sums: dict[str, torch.Tensor] = {}
@@ -72,6 +75,20 @@ class LossLog:
             except (ValueError, KeyError, TypeError):
                 continue
         return False
+
+    def records_at(self, step: int) -> list[dict]:
+        """The readable lines of `step`."""
+        if self.path is None or not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                if record["step"] == step:
+                    found.append(record)
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
 
     def add(self, losses: dict[str, torch.Tensor], step: int, epoch: int, lr: float) -> None:
         """Sums the losses, and every `every` steps logs their averages: reading them is the one sync, and where
@@ -116,6 +133,8 @@ class LossLog:
             except OSError as err:
                 log.truncate(size)
                 raise OSError(err.errno, err.strerror, str(self.path)) from err
+        if self.board is not None:
+            self.board.scalars(record)
 
 
 def is_held_out_line(record: dict, step: int) -> bool:
@@ -139,7 +158,7 @@ def translate_batches(generator: torch.nn.Module, dataset: PairedDataset, indice
     return results
 
 
-def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Image.Image:
     """Rows of input | output | target, so a glance shows how close the outputs are."""
     rows = [[preview_image(t) for t in triple] for triple in triples]
     width, height = rows[0][0].size
@@ -149,6 +168,7 @@ def write_sample_grid(path: Path, triples: list[tuple[torch.Tensor, torch.Tensor
             grid.paste(image, (c * width, r * height))
     with atomic_path(path) as tmp:
         save_pil(grid, tmp)
+    return grid
 
 
 def mean_l1(triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> float:
@@ -179,7 +199,9 @@ class Recorder:
         triples = translate_batches(generator, self.held_out, range(count), self.device)
         if not self.writes:
             return
-        write_sample_grid(self.sample_path(step), triples[: self.num_samples])
+        grid = write_sample_grid(self.sample_path(step), triples[: self.num_samples])
+        if self.log.board is not None:
+            self.log.board.image(grid, step)
         l1 = mean_l1(triples)
         self.log.keep_only(lambda record: not is_held_out_line(record, step))
         self.log.write({"step": step, "epoch": epoch, "val_L1" if self.held_out_is_val else "train_L1": round(l1, 6)})
@@ -187,6 +209,11 @@ class Recorder:
         metrics.update({"step": step, "l1_now": l1, "l1_images": count})
         write_text_atomic(self.run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         write_run_report(self.run)  # also redraws losses.png
+
+    def restore_board(self, step: int) -> None:
+        """A resumed run's TensorBoard file gets again the records of its first step that it did not redo."""
+        if self.writes and self.log.board is not None:
+            self.log.board.restore(self.log.records_at(step), self.sample_path(step))
 
     def sample_path(self, step: int) -> Path:
         return self.run / "samples" / f"step_{step:07d}.png"

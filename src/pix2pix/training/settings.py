@@ -20,7 +20,7 @@ SHOWN_FILES = 5
 
 RESUME_MAY_CHANGE: dict[str, bool] = {
     **dict.fromkeys(("max_steps", "n_epochs", "n_epochs_decay", "save_every", "keep_checkpoints", "log_every",
-                     "num_samples", "val_images", "on_bad_file", "precision", "batch_size",
+                     "num_samples", "val_images", "tensorboard", "on_bad_file", "precision", "batch_size",
                      *(spec.name for spec in dataclasses.fields(MachineConfig))), False),
     **dict.fromkeys(("seed", "data"), True),
 }
