@@ -12,7 +12,7 @@ PACKAGE = Path(pix2pix.__file__).parent
 LAYERS = [
     ["cli"],
     ["demo"],
-    ["experiments"],
+    ["experiments", "study"],
     ["training"],
     ["evaluation"],
     ["inference"],
