@@ -1,7 +1,7 @@
 """The `pix2pix` command: parses flags, calls the library, and turns its errors into one line naming the flags.
 
-One module per command group (`train`, `translate`, `data`, `evaluate`, `experiments`); this one builds the
-parser and reports errors.
+One module per command group (`train`, `translate`, `data`, `evaluate`, `experiments`, `study`); this one builds
+the parser and reports errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from pix2pix.cli import data, evaluate, experiments, train, translate
+from pix2pix.cli import data, evaluate, experiments, study, train, translate
 from pix2pix.cli.common import HelpFormatter, as_flags, flags_of
 from pix2pix.config import ConfigError
 from pix2pix.data.images import DataError
@@ -23,10 +23,12 @@ from pix2pix.evaluation.metrics import MissingDependency
 from pix2pix.export import ExportError
 from pix2pix.inference import CompileError
 from pix2pix.runs import RunError
+from pix2pix.study.settings import StudyError
 from pix2pix.training.processes import LostPeerError, PeerError, Processes
 from pix2pix.training.step import Diverged
 
-USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError, MissingDependency)
+USER_ERRORS = (ConfigError, DataError, RunError, DeviceError, ExportError, CompileError, MissingDependency,
+               StudyError)
 PYTHON_FORMATWARNING = warnings.formatwarning
 
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Image-to-image translation with conditional GANs "
                                                  "(Isola et al., CVPR 2017).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (train, translate, data, evaluate, experiments):
+    for group in (train, translate, data, evaluate, experiments, study):
         group.add_commands(commands)
     return parser
 

@@ -4,6 +4,7 @@ size (PNG), so that a study is self-contained: moving or deleting the model fold
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ def create_study(folder: Path, real: Path, fakes: dict[str, Path], settings: Stu
             _write(broken_image(_display_image(real_files[name], settings.size), settings.seed), folder / broken[name])
     study = Study(folder, settings, {name: f"{IMAGES_DIR}/real/{name}.png" for name in real_files},
                   {label: {name: f"{IMAGES_DIR}/fake/{label}/{name}.png" for name in files}
-                   for label, files in fake_files.items()}, broken)
+                   for label, files in fake_files.items()}, broken, uuid.uuid4().hex)
     study.save()
     return Created(study, left_out)
 

@@ -72,6 +72,8 @@ class Study:
     """Condition label -> input name -> image path."""
     broken: dict[str, str] = field(default_factory=dict)
     """Input name -> the broken image made from its real image, for catch trials."""
+    id: str = ""
+    """Random, made at creation: the page keys its rater id by it, so two studies served in turn never share one."""
 
     @property
     def conditions(self) -> list[str]:
@@ -86,7 +88,7 @@ class Study:
         return self.folder / RESULTS_DIR
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "settings": asdict(self.settings), "conditions": self.conditions,
+        return {"format": FORMAT, "id": self.id, "settings": asdict(self.settings), "conditions": self.conditions,
                 "real": self.real, "fakes": self.fakes, "broken": self.broken}
 
     def save(self) -> None:
@@ -108,6 +110,6 @@ def load_study(folder: Path) -> Study:
     try:
         settings = StudySettings(**data["settings"])
         fakes = {label: dict(data["fakes"][label]) for label in data["conditions"]}
-        return Study(folder, settings, dict(data["real"]), fakes, dict(data.get("broken", {})))
+        return Study(folder, settings, dict(data["real"]), fakes, dict(data["broken"]), str(data["id"]))
     except (KeyError, TypeError) as err:
         raise StudyError(f"{path}: missing or unexpected entry {err}; the study file is damaged") from err

@@ -161,6 +161,13 @@ class Store:
                         answer, int(correct), exposure_ms, reaction_ms, time.time()))
             return Recorded(shown, answer, correct, new=True)
 
+    def trial(self, rater: str, trial: int) -> Trial | None:
+        """One trial of the rater's schedule, or None when they have no such trial."""
+        with self._connection() as db:
+            row = db.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE rater = ? AND trial = ?",
+                             (rater, trial)).fetchone()
+        return None if row is None else Trial(**dict(row))
+
     def answers(self) -> list[dict[str, object]]:
         """Every answer, practice included, by rater arrival then trial."""
         with self._connection() as db:
