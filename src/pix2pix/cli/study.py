@@ -23,7 +23,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                 formatter_class=HelpFormatter,
                                 description="Raters see a real and a fake image side by side for a moment, then say "
                                             "which was fake.\nEach rater tests one model (condition); `results` "
-                                            "reports how often the fake was taken for real (50%% = cannot tell).\n"
+                                            "reports how often the fake was taken for real (50% = cannot tell).\n"
                                             f"`serve` and `results` need {INSTALL_HINT}.")
     tools = study.add_subparsers(dest="tool", required=True, metavar="TOOL")
     for add in (_add_create, _add_serve, _add_results):
@@ -47,8 +47,9 @@ def _add_create(tools: argparse._SubParsersAction) -> None:
     create.add_argument("--practice", type=non_negative_int, default=DEFAULTS.practice,
                         help="practice trials first, with feedback")
     create.add_argument("--test", type=positive_int, default=DEFAULTS.test, help="test trials, without feedback")
-    create.add_argument("--exposure", dest="exposure_s", type=number_in(float, ("in (0, 60]", lambda s: 0 < s <= 60)),
-                        default=DEFAULTS.exposure_s, help="seconds the two images are shown")
+    create.add_argument("--exposure", dest="exposure_s", metavar="SECONDS", default=DEFAULTS.exposure_s,
+                        type=number_in(float, ("in (0, 60]", lambda s: 0 < s <= 60)),
+                        help="seconds the two images are shown")
     create.add_argument("--size", type=positive_int, default=DEFAULTS.size, help="display size in pixels (square)")
     create.add_argument("--catch", type=non_negative_int, default=DEFAULTS.catch,
                         help="test trials whose fake is an obviously broken image (attention check, not counted)")
@@ -113,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _add_results(tools: argparse._SubParsersAction) -> None:
     results = tools.add_parser("results", formatter_class=HelpFormatter, help="the share of fakes taken for real",
                                description="Prints, per condition, the share of test trials in which the fake was "
-                                           "taken for real: mean ± standard error over raters and a 95%% confidence "
+                                           "taken for real: mean ± standard error over raters and a 95% confidence "
                                            "interval (Student's t over raters). Counts raters who finished and "
                                            "passed the attention rule; the others are shown apart. Writes "
                                            "NAME/results/summary.csv, raters.csv, answers.csv and index.html.")

@@ -89,9 +89,9 @@ def check_enough_images(settings: StudySettings, real_names: list[str], fakes: d
         except _OutOfInputs as err:
             per_trial = "one input" if settings.paired else "two different inputs (real and fake)"
             raise StudyError(
-                f"`{label}`: {settings.trials} trials (`practice` + `test`) of {per_trial} each need more images than "
-                f"the {len(real_names)} real and {len(fake_names)} fake ones given ({err}); give more images or "
-                "fewer trials") from err
+                f"condition {label!r}: {settings.trials} trials (`practice` + `test`) of {per_trial} each need "
+                f"more images than the {len(real_names)} real and {len(fake_names)} fake ones given ({err}); "
+                "give more images or fewer trials") from err
 
 
 class _OutOfInputs(Exception):
