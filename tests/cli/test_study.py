@@ -20,7 +20,7 @@ def make_study(tmp_path, *extra: str) -> str:
     return str(tmp_path / "s")
 
 
-def rate(store: Store, rater: str, fooled: int, catch_right: bool = True) -> str:
+def rate(store: Store, rater: str, fooled: int, catch_right: bool = True, exposure_ms: float = 1000.0) -> str:
     """Answers every trial: the first `fooled` test trials wrong, catch trials as told, the rest right."""
     session = store.session(rater)
     wrong_left = 0
@@ -33,20 +33,22 @@ def rate(store: Store, rater: str, fooled: int, catch_right: bool = True) -> str
             side, wrong_left = wrong, wrong_left + 1
         else:
             side = right
-        store.record(rater, trial.trial, side, 1000.0, 500.0)
+        store.record(rater, trial.trial, side, exposure_ms, 500.0)
     return session.condition
 
 
 def test_results_print_the_table_and_keep_raters_who_failed_the_attention_rule_apart(tmp_path, capsys):
     study_dir = make_study(tmp_path, "--practice", "1", "--test", "5", "--catch", "1")
     store = Store(load_study(study_dir))
-    conditions = [rate(store, "r0", 1), rate(store, "r1", 2), rate(store, "r2", 4), rate(store, "r3", 0, False)]
+    conditions = [rate(store, "r0", 1), rate(store, "r1", 2), rate(store, "r2", 4, exposure_ms=1051),
+                  rate(store, "r3", 0, False)]
     store.session("r4")  # opened the page, answered nothing
     capsys.readouterr()
     assert main(["study", "results", study_dir]) == 0
     printed = capsys.readouterr().out
     assert "Failed the attention rule (not counted above): 1 rater(s)" in printed
     assert "Not finished (not counted above): 1 rater(s)" in printed
+    assert "5 test trial(s) were shown more than 50 ms longer or shorter" in printed
     rows = list(csv.DictReader(open(f"{study_dir}/results/summary.csv")))
     counted = {row["condition"]: row for row in rows if row["group"] == "counted"}
     by_condition = {label: [f for f, c in zip((1, 2, 4), conditions) if c == label] for label in ("a", "b")}

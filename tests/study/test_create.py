@@ -36,8 +36,10 @@ def test_evaluate_s_folders_give_outputs_as_fakes_and_targets_as_reals(tmp_path)
     folder = write_images(tmp_path / "eval", ["a", "b"], seed=0)
     write_images(folder, ["a", "b"], seed=1, suffix="_target")
     write_images(folder, ["a", "b"], seed=2, suffix="_input")
+    write_images(folder, ["losses", "notes"], seed=3)  # a report's figure, and an image that is no output
     assert set(images_by_name(folder, "fake")) == {"a", "b"}
     assert images_by_name(folder, "real")["a"].name == "a_target.png"
+    assert set(images_by_name(write_images(tmp_path / "plain", ["losses", "x"], seed=0), "fake")) == {"x"}
 
 
 def test_bad_inputs_are_errors_that_name_the_problem(model_folders, tmp_path):

@@ -22,6 +22,8 @@ from pix2pix.study.settings import IMAGES_DIR, LABEL, STUDY_FILE, Study, StudyEr
 
 BESIDE_OUTPUTS = ("_input", "_target")
 """What `translate --aligned` and `evaluate` write beside each output NAME.png: NAME_input.png, NAME_target.png."""
+REPORT_FIGURES = ("losses", "colour")
+"""losses.png beside `translate`'s outputs, colour.png beside `evaluate`'s: not outputs."""
 BROKEN_TILES = 4
 
 
@@ -71,17 +73,21 @@ def parse_fake(text: str) -> tuple[str, Path]:
 
 
 def images_by_name(folder: Path, role: str) -> dict[str, Path]:
-    """A folder's images by name without extension. Real images: NAME_target.* when the folder has them (what
-    `evaluate` writes), else every image; fakes: every image but NAME_input.* and NAME_target.*."""
+    """A folder's images by name without extension, but for the figures of `translate`'s and `evaluate`'s reports.
+    Where the folder has NAME_input.* or NAME_target.* files (`translate --aligned`, `evaluate`), the fakes are the
+    NAME.* that have them and the real images the NAME_target.* files."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StudyError(f"{folder}: `{role}` folder not found")
-    files = sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
-    targets = [path for path in files if path.stem.endswith("_target")]
-    if role == "real" and targets:
-        named = [(path.stem.removesuffix("_target"), path) for path in targets]
+    files = sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path)
+                   and path.stem not in REPORT_FIGURES)
+    beside = {path.stem.removesuffix(suffix): suffix for path in files for suffix in BESIDE_OUTPUTS
+              if path.stem.endswith(suffix)}
+    if role == "real" and "_target" in beside.values():
+        named = [(path.stem.removesuffix("_target"), path) for path in files if path.stem.endswith("_target")]
     else:
-        named = [(path.stem, path) for path in files if not path.stem.endswith(BESIDE_OUTPUTS)]
+        named = [(path.stem, path) for path in files if not path.stem.endswith(BESIDE_OUTPUTS)
+                 and (not beside or path.stem in beside)]
     chosen = dict(named)
     if len(chosen) < len(named):
         twice = sorted(name for name, count in Counter(name for name, _ in named).items() if count > 1)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pix2pix.atomic import write_text_atomic
+from pix2pix.study.schedule import TEST
 from pix2pix.study.settings import Study
 from pix2pix.study.stats import (
     COUNTED,
@@ -25,6 +26,8 @@ from pix2pix.study.store import ANSWER_COLUMNS, Store
 
 RATER_COLUMNS = ("rater", "condition", "status", "test_trials", "fooled", "fooled_rate", "catch_trials",
                  "catch_correct")
+EXPOSURE_TOLERANCE_MS = 50
+"""Three frames at 60 Hz: a measured exposure further off than this is reported."""
 HEADERS = ("condition", "raters", "trials", "fooled (mean ± s.e.)", "95% CI")
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
@@ -44,6 +47,12 @@ class Results:
     failed_attention: list[Summary]
     scores: list[RaterScore]
     answers: list[dict]
+
+    def off_exposure(self) -> int:
+        """Test trials shown for a time further than EXPOSURE_TOLERANCE_MS from the setting (a busy or hidden page)."""
+        target = 1000 * self.study.settings.exposure_s
+        return sum(answer["phase"] == TEST and abs(answer["exposure_ms"] - target) > EXPOSURE_TOLERANCE_MS
+                   for answer in self.answers)
 
     def count(self, status: str) -> int:
         return sum(score.status == status for score in self.scores)
@@ -70,6 +79,9 @@ def format_report(results: Results) -> str:
     if results.count(FAILED_ATTENTION):
         lines += ["", f"Failed the attention rule (not counted above): {results.count(FAILED_ATTENTION)} rater(s)",
                   format_table([summary for summary in results.failed_attention if summary.raters])]
+    if results.off_exposure():
+        lines += ["", f"{results.off_exposure()} test trial(s) were shown more than {EXPOSURE_TOLERANCE_MS} ms longer "
+                      "or shorter than the exposure (counted; see exposure_ms in answers.csv)"]
     if results.count(NOT_FINISHED):
         lines += ["", f"Not finished (not counted above): {results.count(NOT_FINISHED)} rater(s), listed in raters.csv"]
     return "\n".join(lines)

@@ -9,6 +9,7 @@
   const KEYS = { f: "left", arrowleft: "left", j: "right", arrowright: "right" };
   const byId = (id) => document.getElementById(id);
   const setState = (name) => { document.body.dataset.state = name; };
+  const tenths = (ms) => Math.round(ms * 10) / 10; // browsers' clocks are coarser than that
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function api(path, body) {
@@ -138,7 +139,11 @@
     const { side, at } = await answer();
     setState("sending");
     const reply = await api("api/answer", {
-      rater, trial: trial.trial, answer: side, exposure_ms: exposure, reaction_ms: Math.max(0, at - hiddenAt),
+      rater,
+      trial: trial.trial,
+      answer: side,
+      exposure_ms: tenths(exposure),
+      reaction_ms: tenths(Math.max(0, at - hiddenAt)),
     });
     if ("correct" in reply) {
       setState("feedback");
