@@ -68,6 +68,9 @@ def test_a_rater_in_the_browser_practises_answers_comes_back_and_is_counted(brow
         page.reload()  # a second session is refused
         page.wait_for_selector("body[data-state=done]")
         assert "completed this study already" in page.inner_text("#text")
+        page.goto(server.url + "?rater=no%20spaces")
+        page.wait_for_selector("body[data-state=done]")
+        assert "must be 1 to 64 letters" in page.inner_text("#text")
     assert len(feedback) == 2 and all(text.startswith(("Correct", "Wrong")) for text in feedback)
 
     with sqlite3.connect(study_dir / "answers.sqlite") as db:

@@ -70,7 +70,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                              args.catch_pass, args.seed)
     created = create_study(args.name, args.real, fakes, settings, progress=_progress)
     study = created.study
-    print(f"\rMade the study {args.name}: {len(study.conditions)} condition(s) ({', '.join(study.conditions)}), "
+    print(f"Made the study {args.name}: {len(study.conditions)} condition(s) ({', '.join(study.conditions)}), "
           f"{len(study.real)} real image(s), {len(next(iter(study.fakes.values())))} fake image(s) per condition.")
     if created.left_out:
         print(f"{created.left_out} image(s) left out: their input is not in every --fake folder"
@@ -81,7 +81,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def _progress(done: int, total: int) -> None:
     if sys.stdout.isatty():
-        print(f"\rCopying images: {done}/{total}", end="", flush=True)
+        print(f"\rCopying images: {done}/{total}", end="\n" if done == total else "", flush=True)
 
 
 def _add_serve(tools: argparse._SubParsersAction) -> None:

@@ -45,18 +45,17 @@ def create_study(folder: Path, real: Path, fakes: dict[str, Path], settings: Stu
                          "its images); choose another folder")
     real_files, fake_files, left_out = _inputs(real, fakes, settings.paired)
     check_enough_images(settings, list(real_files), {label: list(files) for label, files in fake_files.items()})
-    jobs = [(path, f"{IMAGES_DIR}/real/{name}.png") for name, path in real_files.items()]
-    jobs += [(path, f"{IMAGES_DIR}/fake/{label}/{name}.png")
+    broken = {name: f"{IMAGES_DIR}/broken/{name}.png" for name in real_files} if settings.catch else {}
+    jobs = [(path, f"{IMAGES_DIR}/real/{name}.png", broken.get(name)) for name, path in real_files.items()]
+    jobs += [(path, f"{IMAGES_DIR}/fake/{label}/{name}.png", None)
              for label, files in fake_files.items() for name, path in files.items()]
-    for done, (source, target) in enumerate(jobs, 1):
-        _write(_display_image(source, settings.size), folder / target)
+    for done, (source, target, broken_target) in enumerate(jobs, 1):
+        image = _display_image(source, settings.size)
+        _write(image, folder / target)
+        if broken_target:
+            _write(broken_image(image, settings.seed), folder / broken_target)
         if progress:
             progress(done, len(jobs))
-    broken = {}
-    if settings.catch:
-        for name in real_files:
-            broken[name] = f"{IMAGES_DIR}/broken/{name}.png"
-            _write(broken_image(_display_image(real_files[name], settings.size), settings.seed), folder / broken[name])
     study = Study(folder, settings, {name: f"{IMAGES_DIR}/real/{name}.png" for name in real_files},
                   {label: {name: f"{IMAGES_DIR}/fake/{label}/{name}.png" for name in files}
                    for label, files in fake_files.items()}, broken, uuid.uuid4().hex)

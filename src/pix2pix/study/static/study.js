@@ -6,6 +6,7 @@
 (() => {
   const FIXATION_MS = 500;
   const FEEDBACK_MS = 1000;
+  const RATER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/; // as the server checks it
   const KEYS = { f: "left", arrowleft: "left", j: "right", arrowright: "right" };
   const byId = (id) => document.getElementById(id);
   const setState = (name) => { document.body.dataset.state = name; };
@@ -31,7 +32,8 @@
         const reply = await response.json().catch(() => ({}));
         throw new Error(typeof reply.detail === "string" ? reply.detail : `${response.status} ${response.statusText}`);
       }
-      byId("feedback").textContent = "The connection to the study server is lost; retrying. Your answers so far are saved.";
+      byId("feedback").textContent =
+        "The connection to the study server is lost; retrying. Your answers so far are saved.";
       await sleep(Math.min(8000, 500 * 2 ** attempt));
     }
   }
@@ -39,7 +41,13 @@
   function raterId(study) {
     // Given in the URL (?rater=NAME), or made once per browser and kept for this study.
     const given = new URLSearchParams(window.location.search).get("rater");
-    if (given) return given;
+    if (given !== null) {
+      if (!RATER.test(given)) {
+        throw new Error("The rater id in the address (?rater=...) must be 1 to 64 letters, digits, _ . or -, " +
+          "starting with a letter or digit.");
+      }
+      return given;
+    }
     const key = `pix2pix-study:${study}`;
     let id = null;
     try { id = window.localStorage.getItem(key); } catch (err) { id = null; }
