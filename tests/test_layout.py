@@ -15,7 +15,7 @@ LAYERS = [
     ["training"],
     ["evaluation"],
     ["inference"],
-    ["export"],
+    ["export", "canonical"],
     ["runs"],
     ["models", "losses", "data", "devices"],
     ["config"],
