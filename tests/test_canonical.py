@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,34 +26,31 @@ UNREACHABLE = "http://127.0.0.1:9/"
 
 
 def block(k: int) -> str:
-    """The Sequential of canonical block k (0 the outermost): each block nests the next as its layer 1."""
-    return "model." + "model.1." * k + "model."
+    """The Sequential of canonical block k (0 the outermost): the outermost nests block 1 as its layer 1, the
+    others nest the next block as their layer 3."""
+    return "model.model." + "".join("1.model." if level == 0 else "3.model." for level in range(k))
 
 
-def canonical_state(depth: int = 6, ngf: int = 2, input_nc: int = 3, output_nc: int = 3, norm: str = "batch",
-                    seed: int = 0) -> dict[str, torch.Tensor]:
-    """Named and shaped as the canonical UnetGenerator's state_dict. Block k's Sequential holds [LeakyReLU, Conv,
+def canonical_shapes(depth: int = 6, ngf: int = 2, input_nc: int = 3, output_nc: int = 3, norm: str = "batch"
+                     ) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the canonical UnetGenerator's state_dict. Block k's Sequential holds [LeakyReLU, Conv,
     norm, block k + 1, ReLU, ConvTranspose, norm, Dropout]; the outermost [Conv, block 1, ReLU, ConvTranspose,
     Tanh]; the innermost [LeakyReLU, Conv, ReLU, ConvTranspose, norm]. Widths ngf, 2 ngf, 4 ngf, then 8 ngf; biases
     only under instance norm, and in the output layer; batch norm with running statistics, instance norm without
     affine parameters or statistics."""
-    rng = torch.Generator().manual_seed(seed)
     bias = norm == "instance"
     width = [ngf * min(2**k, 8) for k in range(depth)]
-    state: dict[str, torch.Tensor] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
 
     def conv(name: str, shape: tuple[int, ...], out_channels: int, with_bias: bool = bias) -> None:
-        state[f"{name}.weight"] = torch.randn(shape, generator=rng) * 0.1
+        shapes[f"{name}.weight"] = shape
         if with_bias:
-            state[f"{name}.bias"] = torch.randn(out_channels, generator=rng) * 0.1
+            shapes[f"{name}.bias"] = (out_channels,)
 
     def normalization(name: str, channels: int) -> None:
         if norm == "batch":
-            state[f"{name}.weight"] = 1 + torch.randn(channels, generator=rng) * 0.1
-            state[f"{name}.bias"] = torch.randn(channels, generator=rng) * 0.1
-            state[f"{name}.running_mean"] = torch.randn(channels, generator=rng) * 0.1
-            state[f"{name}.running_var"] = 1 + torch.rand(channels, generator=rng)
-            state[f"{name}.num_batches_tracked"] = torch.tensor(1000)
+            shapes.update({f"{name}.{kind}": (channels,) for kind in ("weight", "bias", "running_mean", "running_var")})
+            shapes[f"{name}.num_batches_tracked"] = ()
 
     conv(block(0) + "0", (width[0], input_nc, 4, 4), width[0])
     conv(block(0) + "3", (2 * width[0], output_nc, 4, 4), output_nc, with_bias=True)
@@ -65,7 +63,34 @@ def canonical_state(depth: int = 6, ngf: int = 2, input_nc: int = 3, output_nc: 
             normalization(block(k) + "2", width[k])
             conv(block(k) + "5", (2 * width[k], width[k - 1], 4, 4), width[k - 1])
             normalization(block(k) + "6", width[k - 1])
+    return shapes
+
+
+def canonical_state(depth: int = 6, ngf: int = 2, input_nc: int = 3, output_nc: int = 3, norm: str = "batch",
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """A checkpoint in the canonical layout with random values (variances positive, counters as trained)."""
+    rng = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in canonical_shapes(depth, ngf, input_nc, output_nc, norm).items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(1000)
+        elif name.endswith("running_var"):
+            state[name] = 1 + torch.rand(shape, generator=rng)
+        else:
+            state[name] = torch.randn(shape, generator=rng) * 0.1
     return state
+
+
+def test_the_layout_built_here_is_the_one_the_canonical_code_saves():
+    """Figures of the canonical code's own save (commit 2a7afba; netG unet_256, norm batch, ngf 64)."""
+    shapes = canonical_shapes(depth=8, ngf=64)
+    assert len(shapes) == 82
+    assert sum(math.prod(shape) for name, shape in shapes.items() if name.endswith(("weight", "bias"))) == 54_413_955
+    innermost = "model.model.1." + "model.3." * 6 + "model."
+    assert shapes[innermost + "1.weight"] == shapes[innermost + "3.weight"] == (512, 512, 4, 4)
+    assert shapes[innermost + "4.running_mean"] == (512,)
+    assert shapes["model.model.1.model.3.model.3.model.3.model.5.weight"] == (1024, 512, 4, 4)
+    assert shapes["model.model.3.weight"] == (128, 3, 4, 4) and "model.model.0.bias" not in shapes
 
 
 def saved(path: Path, state: dict[str, torch.Tensor]) -> Path:

@@ -1,9 +1,10 @@
 """Generators of the canonical PyTorch repository (junyanz/pytorch-CycleGAN-and-pix2pix) as run folders.
 
-Its `*_net_G.pth` files hold the state_dict of a nested U-Net: block k (0 the outermost) is the Sequential
-`model.` + `model.1.` * k + `model.`, holding [LeakyReLU, Conv, norm, block k + 1, ReLU, ConvTranspose, norm,
-Dropout]; the outermost holds [Conv, block 1, ReLU, ConvTranspose, Tanh], the innermost [LeakyReLU, Conv, ReLU,
-ConvTranspose, norm]. `layer_names` maps them onto `UNetGenerator`, the one place that does; what the networks
+Its `*_net_G.pth` files hold the state_dict of a nested U-Net. The outermost block's Sequential, `model.model.`,
+holds [Conv, block 1, ReLU, ConvTranspose, Tanh]; every other block's holds [LeakyReLU, Conv, norm, the next block,
+ReLU, ConvTranspose, norm, Dropout], the innermost's [LeakyReLU, Conv, ReLU, ConvTranspose, norm]; so block k >= 1
+is `model.model.1.` + `model.3.` * (k - 1) + `model.`. `layer_names` maps them onto `UNetGenerator`, the one
+place that does; what the networks
 do differently (no biases under batch norm or none, dropout in the blocks after the innermost one) is set in the
 run's config. Files are read with `torch.load(weights_only=True)`: one that would run code is refused unread.
 """
@@ -37,7 +38,7 @@ PRETRAINED = {  # name: (the direction it was trained in, on the pix2pix dataset
 }
 MANIFEST = "pix2pix-models.json"
 IMPORT_RECORD = "imported.json"
-BLOCK_KEY = re.compile(r"model\.((?:model\.1\.)*)model\.\d+\.\w+")
+BLOCK_KEY = re.compile(r"model\.model\.(1\.model\.(?:3\.model\.)*)?\d+\.\w+")
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -70,7 +71,7 @@ def layer_names(depth: int) -> dict[str, str]:
     block k is canonical block k's down path, decoder block depth - 1 - k its up path."""
     names = {}
     for k in range(depth):
-        block, decoder = "model." + "model.1." * k + "model.", f"decoder.{depth - 1 - k}"
+        block, decoder = block_name(k), f"decoder.{depth - 1 - k}"
         if k == 0:
             names |= {block + "0": "encoder.0.0", block + "3": f"{decoder}.1"}
         elif k == depth - 1:
@@ -79,6 +80,12 @@ def layer_names(depth: int) -> dict[str, str]:
             names |= {block + "1": f"encoder.{k}.1", block + "2": f"encoder.{k}.2",
                       block + "5": f"{decoder}.1", block + "6": f"{decoder}.2"}
     return names
+
+
+def block_name(k: int) -> str:
+    """The Sequential of canonical block k (0 the outermost), which nests the next block as its layer 1 (the
+    outermost) or 3 (after LeakyReLU, Conv and norm)."""
+    return "model.model." if k == 0 else "model.model.1." + "model.3." * (k - 1) + "model."
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -116,7 +123,7 @@ def _reason(err: Exception) -> str:
 def read_architecture(state: dict[str, torch.Tensor], path: Path) -> Architecture:
     """The network from names and shapes: depth from the nesting, ngf and the channels from the outer
     convolutions, the norm from block 1's (weights: batch; none, with biases: instance; neither: none)."""
-    levels = [len(m[1]) // len("model.1.") for key in state if (m := BLOCK_KEY.fullmatch(key))]
+    levels = [0 if m[1] is None else 1 + m[1].count("3.model.") for key in state if (m := BLOCK_KEY.fullmatch(key))]
     first, last = state.get("model.model.0.weight"), state.get("model.model.3.weight")
     if not levels or first is None or last is None or first.dim() != 4 or last.dim() != 4:
         raise RunError(f"{path}: not a U-Net generator of the canonical PyTorch repository (no 4-D model.model.0 "
