@@ -188,6 +188,7 @@ def _reshaped(path: Path) -> None:
     (lambda path: path.write_text("<html>Not Found</html>"), "not a PyTorch checkpoint"),
     (lambda path: saved(path, {"weights": Code()}), "holds Python objects besides tensors"),
     (lambda path: saved(path, {"model.1.weight": torch.zeros(64, 3, 7, 7)}), "ResNet generators"),
+    (lambda path: saved(path, {"G": canonical_state()}), "not a state_dict (names -> tensors): 'G' holds a dict"),
     (_missing, f"missing {block(2)}6.running_var"),
     (_reshaped, f"{block(3)}5.weight has shape (3, 3, 4, 4), expected (32, 8, 4, 4)"),
 ])

@@ -54,7 +54,8 @@ class Architecture:
     bias: bool  # the canonical convolutions have biases only under instance norm
 
     def describe(self) -> str:
-        return (f"U-Net with {self.depth} downsamplings, ngf {self.ngf}, {self.norm} norm, "
+        norm = "no norm" if self.norm == "none" else f"{self.norm} norm"
+        return (f"U-Net with {self.depth} downsamplings, ngf {self.ngf}, {norm}, "
                 f"{self.input_nc} -> {self.output_nc} channels")
 
 
@@ -106,8 +107,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                        "refused (a generator's state_dict holds only tensors)") from err
     except Exception as err:  # noqa: BLE001 - a truncated or damaged file fails in many ways, all this one problem
         raise RunError(f"{path}: incomplete or damaged checkpoint ({_reason(err)}); copy it again") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RunError(f"{path}: not a state_dict (a mapping of names to tensors) but a {type(state).__name__}")
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: holds a {type(state).__name__}, not a state_dict (names -> tensors)")
+    other = next((key for key, value in state.items() if not isinstance(value, torch.Tensor)), None)
+    if other is not None:
+        raise RunError(f"{path}: not a state_dict (names -> tensors): {other!r} holds a {type(state[other]).__name__}; "
+                       "give the *_net_G.pth file itself")
     if state and all(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): tensor for key, tensor in state.items()}
     return state
