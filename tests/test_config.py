@@ -227,3 +227,13 @@ def test_trainer_schedules_both_learning_rates():
 def test_non_finite_float_settings_are_refused(value):
     with pytest.raises(ConfigError, match="`lr` must be finite"):
         RunConfig().updated({"lr": value})
+
+
+def test_a_config_saved_before_the_canonical_generator_settings_loads_with_the_paper_layout(tmp_path):
+    saved = RunConfig().to_dict()
+    for name in ("dropout_start", "dropout_blocks", "generator_bias"):
+        del saved["model"][name]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    m = RunConfig.load(path).model
+    assert (m.dropout_start, m.dropout_blocks, m.generator_bias) == (0, 3, None)

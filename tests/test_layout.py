@@ -16,7 +16,7 @@ LAYERS = [
     ["training"],
     ["evaluation"],
     ["inference"],
-    ["export"],
+    ["export", "canonical"],
     ["runs"],
     ["models", "losses", "data", "devices"],
     ["config"],

@@ -71,8 +71,15 @@ class ModelConfig:
     skip_connections: bool = _setting(True, "U-Net skips; off gives the paper's encoder-decoder ablation")
     norm: str = _setting("batch", "normalization layer in both nets; syncbatch: batch statistics over all "
                                    "processes of a distributed run (CUDA)", NORMS)
-    dropout: float = _setting(0.5, "dropout in the three innermost decoder blocks (the only noise in G)",
+    dropout: float = _setting(0.5, "dropout rate of the decoder blocks with dropout (the only noise in G)",
                               valid=UNIT_INTERVAL)
+    dropout_start: int = _setting(0, "first decoder block with dropout, counted from the innermost (0); the "
+                                  "canonical PyTorch repository's U-Net starts at 1", valid=NOT_NEGATIVE)
+    dropout_blocks: int = _setting(3, "how many decoder blocks have dropout; the canonical PyTorch repository's "
+                                   "U-Net has num_downs - 5", valid=NOT_NEGATIVE)
+    generator_bias: bool | None = _setting(None, "biases in G's convolutions but the output layer: None: all but "
+                                           "those before batch norm; false: none, as in the canonical PyTorch "
+                                           "repository's U-Net under batch norm")
     ndf: int = _setting(64, "discriminator filters in the first layer", valid=AT_LEAST_ONE)
     patch: int = _setting(70, "PatchGAN receptive field in pixels", PATCH_SIZES)
     conditional: bool = _setting(True, "D sees the input beside the output (cGAN); off: unconditional GAN")

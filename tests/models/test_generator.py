@@ -225,3 +225,29 @@ def test_forward_any_size_equals_forward_for_multiples():
     with torch.no_grad():
         assert torch.equal(g.forward_any_size(x), g(x))
 
+
+
+@pytest.mark.parametrize(("depth", "start", "count", "expected"), [
+    (8, 1, 3, [[], [0.5], [0.5], [0.5], [], [], [], []]),
+    (7, 1, 2, [[], [0.5], [0.5], [], [], [], []]),
+    (5, 1, 0, [[]] * 5),
+    (5, 3, 3, [[], [], [], [0.5], []]),  # never in the output block
+])
+def test_dropout_blocks_can_start_after_the_innermost(depth, start, count, expected):
+    """The canonical PyTorch U-Net's layout: num_downs - 5 dropout blocks, after the innermost one."""
+    g = UNetGenerator(3, 3, depth, ngf=2, dropout_start=start, dropout_blocks=count)
+    assert [[m.p for m in _of_type(block, nn.Dropout)] for block in g.decoder] == expected
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_generator_bias_sets_every_bias_but_the_output_layers(norm):
+    for bias in (True, False):
+        g = UNetGenerator(3, 3, 5, ngf=4, norm=norm, bias=bias)
+        convs = _of_type(g, nn.Conv2d) + _of_type(g, nn.ConvTranspose2d)[:-1]
+        assert all((conv.bias is not None) == bias for conv in convs)
+        assert g.decoder[-1][1].bias is not None
+
+
+def test_without_generator_bias_the_paper_generator_has_the_canonical_parameter_count():
+    g = build_generator(RunConfig().updated({"generator_bias": False}))
+    assert _params(g) == PAPER_G_PARAMS - 64

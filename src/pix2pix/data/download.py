@@ -83,9 +83,11 @@ def manual_placement_hint(url: str, archive: Path) -> str:
 # Transfer
 
 
-def fetch(url: str, target: Path, *, timeout: float = 30.0, progress: bool = False) -> None:
+def fetch(url: str, target: Path, *, timeout: float = 30.0, progress: bool = False, hint: str | None = None) -> None:
     """Downloads into TARGET.part, continuing (HTTP Range) from what a broken transfer left there; renames the
-    part to TARGET only once its size equals the size the server announced."""
+    part to TARGET only once its size equals the size the server announced. `hint` says what to do by hand when
+    the server cannot be reached (default: a dataset archive's)."""
+    hint = hint or manual_placement_hint(url, target)
     part = target.with_name(target.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "pix2pix", **({"Range": f"bytes={have}-"} if have else {})}
@@ -98,10 +100,9 @@ def fetch(url: str, target: Path, *, timeout: float = 30.0, progress: bool = Fal
                 return
             raise DataError(f"{part}: the server cannot continue this partial download ({err.code} {err.reason}); "
                             "delete it and run again") from err
-        raise DataError(f"{url}: the server answered {err.code} {err.reason}. {manual_placement_hint(url, target)}"
-                        ) from err
+        raise DataError(f"{url}: the server answered {err.code} {err.reason}. {hint}") from err
     except (URLError, OSError) as err:
-        raise DataError(_unreachable_message(url, target, part, err)) from err
+        raise DataError(_unreachable_message(url, part, err, hint)) from err
     with response:
         start, total = _resume_point(response, have, url)
         if total is not None:
@@ -111,10 +112,10 @@ def fetch(url: str, target: Path, *, timeout: float = 30.0, progress: bool = Fal
     os.replace(part, target)
 
 
-def _unreachable_message(url: str, target: Path, part: Path, err: Exception) -> str:
+def _unreachable_message(url: str, part: Path, err: Exception, hint: str) -> str:
     reason = getattr(err, "reason", err)
     kept = f" The {part.stat().st_size} bytes in {part} are kept and resumed next time." if part.exists() else ""
-    return f"cannot reach {url} ({reason}).{kept} {manual_placement_hint(url, target)}"
+    return f"cannot reach {url} ({reason}).{kept} {hint}"
 
 
 def _announced_total(content_range: str | None) -> int | None:

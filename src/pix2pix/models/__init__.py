@@ -16,7 +16,8 @@ def build_generator(config) -> UNetGenerator:
     m = config.model
     input_nc, output_nc = config.channels
     generator = UNetGenerator(input_nc, output_nc, config.generator_depth, ngf=m.ngf, norm=m.norm,
-                              dropout=m.dropout, skip_connections=m.skip_connections)
+                              dropout=m.dropout, skip_connections=m.skip_connections,
+                              dropout_start=m.dropout_start, dropout_blocks=m.dropout_blocks, bias=m.generator_bias)
     return init_weights(generator, m.init_gain)
 
 

@@ -14,6 +14,12 @@ DROPOUT_BLOCKS = 3
 """The paper puts dropout in the first three decoder layers, the innermost ones."""
 
 
+def has_dropout(block: int, start: int, count: int) -> bool:
+    """Whether decoder `block` (counted from the innermost, 0) is one of the `count` dropout blocks from `start`:
+    the paper's are 0, 1, 2; the canonical PyTorch U-Net's start at 1 and number depth - 5."""
+    return start <= block < start + count
+
+
 def encoder_channels(depth: int, ngf: int) -> list[int]:
     """C64-C128-C256-C512-C512-...: doubling up to 8 * ngf."""
     return [ngf * min(2**i, 8) for i in range(depth)]
@@ -23,22 +29,26 @@ class UNetGenerator(nn.Module):
     """Encoder of `depth` 4x4 stride-2 convolutions, mirrored decoder; decoder block i also sees encoder block i.
 
     The encoder uses LeakyReLU(0.2) and no norm on its first and last (bottleneck) layers; the decoder uses ReLU,
-    dropout in its three innermost blocks and tanh at the output. With `skip_connections=False` it is the
-    paper's plain encoder-decoder.
+    dropout in `dropout_blocks` decoder blocks from `dropout_start` (the three innermost) and tanh at the output.
+    With `skip_connections=False` it is the paper's plain encoder-decoder. `bias` None gives every convolution a
+    bias except those before batch norm; True or False sets it for all but the output layer, which always has one.
     """
 
     def __init__(self, input_nc: int, output_nc: int, depth: int, ngf: int = 64, norm: str = "batch",
-                 dropout: float = 0.5, skip_connections: bool = True) -> None:
+                 dropout: float = 0.5, skip_connections: bool = True, dropout_start: int = 0,
+                 dropout_blocks: int = DROPOUT_BLOCKS, bias: bool | None = None) -> None:
         super().__init__()
         self.depth = depth
         self.skip_connections = skip_connections
         channels = encoder_channels(depth, ngf)
-        bias = conv_bias(norm)
+        inner_bias = conv_bias(norm) if bias is None else bias
+        first_bias = True if bias is None else bias  # no norm follows the first convolution
         self.encoder = nn.ModuleList()
         for i, out_ch in enumerate(channels):
             in_ch = input_nc if i == 0 else channels[i - 1]
             layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
-            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias or i == 0))
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1,
+                                    bias=first_bias if i == 0 else inner_bias))
             if 0 < i < depth - 1:
                 layers.append(norm_layer(norm, out_ch))
             self.encoder.append(nn.Sequential(*layers))
@@ -50,9 +60,9 @@ class UNetGenerator(nn.Module):
             if i == 0:
                 layers += [nn.ConvTranspose2d(in_ch, output_nc, 4, stride=2, padding=1), nn.Tanh()]
             else:
-                layers += [nn.ConvTranspose2d(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=bias),
+                layers += [nn.ConvTranspose2d(in_ch, channels[i - 1], 4, stride=2, padding=1, bias=inner_bias),
                            norm_layer(norm, channels[i - 1])]
-                if dropout > 0 and i >= depth - DROPOUT_BLOCKS:
+                if dropout > 0 and has_dropout(depth - 1 - i, dropout_start, dropout_blocks):
                     layers.append(nn.Dropout(dropout))
             self.decoder.append(nn.Sequential(*layers))
 
