@@ -211,6 +211,16 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
     assert (tmp_path / "run" / "generator.safetensors").read_bytes() == before
 
 
+@pytest.mark.parametrize("resume", [False, True], ids=["new run", "resume"])
+def test_training_into_an_imported_run_is_refused_and_keeps_its_weights(tmp_path, facades, capsys, resume):
+    import_checkpoint(saved(tmp_path / "g.pth", canonical_state(depth=5, ngf=4)), tmp_path / "run")
+    before = (tmp_path / "run" / "generator.safetensors").read_bytes()
+    flags = ["--resume", "--force"] if resume else ["--crop-size", "32", "--load-size", "36"]
+    assert main(["train", "--out", str(tmp_path / "run"), "--data", str(facades), *flags]) == 2
+    assert "holds generator weights but no training state" in capsys.readouterr().err
+    assert (tmp_path / "run" / "generator.safetensors").read_bytes() == before
+
+
 @pytest.fixture
 def server(tmp_path):
     """Serves tmp_path/served/ over HTTP, as the canonical models' address serves NAME.pth."""

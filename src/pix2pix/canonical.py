@@ -4,9 +4,9 @@ Its `*_net_G.pth` files hold the state_dict of a nested U-Net. The outermost blo
 holds [Conv, block 1, ReLU, ConvTranspose, Tanh]; every other block's holds [LeakyReLU, Conv, norm, the next block,
 ReLU, ConvTranspose, norm, Dropout], the innermost's [LeakyReLU, Conv, ReLU, ConvTranspose, norm]; so block k >= 1
 is `model.model.1.` + `model.3.` * (k - 1) + `model.`. `layer_names` maps them onto `UNetGenerator`, the one
-place that does; what the networks
-do differently (no biases under batch norm or none, dropout in the blocks after the innermost one) is set in the
-run's config. Files are read with `torch.load(weights_only=True)`: one that would run code is refused unread.
+place that does; what the networks do differently (no biases under batch norm or none, dropout in the blocks after
+the innermost one) is set in the run's config. Files are read with `torch.load(weights_only=True)`: one that
+would run code is refused unread.
 """
 
 from __future__ import annotations

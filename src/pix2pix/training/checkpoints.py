@@ -56,6 +56,7 @@ class Checkpoints:
         saved = self.run.checkpoints()
         if not saved:
             self.run.load_config()  # refuses a folder that is not a run, with the reason
+            self.refuse_weights_without_state()
             print(f"pix2pix: {self.run.path} has no checkpoint yet; training it from step 0 with its saved "
                   "settings", file=sys.stderr)
             return None
@@ -71,8 +72,16 @@ class Checkpoints:
             if self.run.checkpoints():
                 raise RunError(f"{self.run.path} already holds a trained run; continue it with `resume`, "
                                "or train into another folder")
+            self.refuse_weights_without_state()
             self.run.remove_incomplete_saves()  # of a start killed before its first checkpoint
         self.processes.main_does(check)
+
+    def refuse_weights_without_state(self) -> None:
+        """Generator weights come with a checkpoint, so weights alone are a model brought in (`pix2pix import`) or
+        kept on purpose: training from step 0 would overwrite them."""
+        if self.run.generator_path.exists():
+            raise RunError(f"{self.run.path} holds generator weights but no training state (an imported model?); "
+                           "training would overwrite them: train into another folder")
 
     def save(self, networks: Networks, position: Position) -> Path | None:
         """Rank 0 writes the checkpoint, with every process's random state (so an equal number of processes
