@@ -48,13 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from pix2pix.serve.app import create_app, serve
     except ImportError as err:
         raise MissingDependency(f"{INSTALL_HINT} ({err})") from err
+    from pix2pix.serve.examples import dataset_examples
     from pix2pix.serve.palette import run_palette
     from pix2pix.serve.translation import Limits
 
     translator = Translator.load(args.run, mode=args.mode, **translator_options(args))
     palette, palette_file = run_palette(translator.config, args.palette)
     limits = Limits(max_upload_bytes=round(args.max_upload_mb * 1e6), max_pixels=args.max_pixels, queue=args.queue)
-    app = create_app(translator, limits, palette, palette_file)
+    examples = dataset_examples(translator.config, label_maps=palette is not None)
+    app = create_app(translator, limits, palette, palette_file, examples)
     drawing = (f"label maps in the {len(palette)} colours of {palette_file}" if palette
                else "pen and eraser on white (no palette: give --palette FILE for label maps)")
     print(f"Serving {args.run} at http://{args.host}:{args.port}/ (draw: {drawing}; API docs at /docs). "

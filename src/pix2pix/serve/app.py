@@ -33,7 +33,7 @@ ERRORS = {400: "a damaged image, an empty body or a form without a file", 413: "
 
 
 def model_info(translator: Translator, palette: list[LabelClass] | None, palette_file: Path | None,
-               limits: Limits) -> dict[str, Any]:
+               limits: Limits, examples: int) -> dict[str, Any]:
     """What the page and API clients need to know about the model behind the server."""
     config = translator.config
     input_nc, output_nc = config.channels
@@ -45,7 +45,7 @@ def model_info(translator: Translator, palette: list[LabelClass] | None, palette
         "mode": translator.mode, "device": str(translator.device), "backend": translator.backend,
         "dtype": str(translator.dtype).removeprefix("torch."), "compiled": translator.compiled,
         "palette": [{"name": c.name, "color": list(c.color)} for c in palette] if palette else None,
-        "palette_file": str(palette_file) if palette_file else None,
+        "palette_file": str(palette_file) if palette_file else None, "examples": examples,
         "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                    "queue": limits.queue},
         "config": config.to_dict(),
@@ -61,12 +61,14 @@ def check_servable(translator: Translator) -> None:
 
 
 def create_app(translator: Translator, limits: Limits | None = None, palette: list[LabelClass] | None = None,
-               palette_file: Path | None = None) -> FastAPI:
-    """The app serving `translator`; its worker thread stops when the app shuts down."""
+               palette_file: Path | None = None, examples: list[bytes] | None = None) -> FastAPI:
+    """The app serving `translator`, with the page's label colours and starting examples (PNGs); its worker thread
+    stops when the app shuts down."""
     check_servable(translator)
     limits = limits or Limits()
     service = TranslationService(translator, limits)
-    info = model_info(translator, palette, palette_file, limits)
+    examples = examples or []
+    info = model_info(translator, palette, palette_file, limits, len(examples))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -96,6 +98,13 @@ def create_app(translator: Translator, limits: Limits | None = None, palette: li
     @app.get("/api/info", summary="The model: config, direction, channels, palette of label-map inputs, limits")
     async def model() -> dict[str, Any]:
         return info
+
+    @app.get("/api/examples/{index}", summary="An input of the run's dataset (PNG), for the page to start from",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}, 404: {"description": "none"}})
+    async def example(index: int) -> Response:
+        if not 0 <= index < len(examples):
+            raise Refused(404, f"no example {index}: this server has {len(examples)} (GET /api/info)")
+        return Response(examples[index], media_type="image/png")
 
     @app.post("/api/translate", summary="Translate one image; PNG out", response_class=Response,
               responses={200: {"content": {"image/png": {}}},
