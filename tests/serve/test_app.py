@@ -187,3 +187,19 @@ def test_the_real_server_answers_over_a_loopback_socket(live_server):
         assert "not a PNG" in error(http.post("/api/translate", content=b"hello"), 415)
         page = http.get("/")
         assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_examples_are_the_datasets_inputs_at_the_crop_size_in_exact_palette_colours(served_run, facades):
+    from pix2pix.serve.examples import dataset_examples
+    from pix2pix.serve.palette import run_palette
+
+    translator = Translator.load(served_run)
+    palette, _ = run_palette(translator.config)
+    examples = dataset_examples(translator.config, label_maps=True)
+    with TestClient(create_app(translator, palette=palette, examples=examples)) as client:
+        assert client.get("/api/info").json()["examples"] == len(examples) == 4  # the test split's
+        first = decoded(client.get("/api/examples/0"))
+        assert first.size == (32, 32)
+        colours = {tuple(c.color) for c in palette}
+        assert {tuple(p) for p in np.asarray(first.convert("RGB")).reshape(-1, 3)} <= colours
+        assert "no example 4" in error(client.get("/api/examples/4"), 404)

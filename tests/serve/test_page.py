@@ -4,11 +4,17 @@ see the output, live updates, upload. Screenshots go to test-artifacts/ at the r
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from tests.serve.conftest import png_bytes
+from pix2pix.inference import Translator
+from pix2pix.serve.app import create_app
+from tests.serve.conftest import free_port, png_bytes
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the browser test needs playwright: pip install playwright")
@@ -38,18 +44,39 @@ OUTPUT_PIXELS = """() => {
 
 
 @pytest.fixture(scope="module")
-def browser_page(live_server):
-    """The page loaded, with every request it makes to anywhere but the server collected."""
+def browser():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        elsewhere: list[str] = []
-        page.on("request", lambda request: elsewhere.append(request.url)
-                if not request.url.startswith((live_server, "data:", "blob:")) else None)
-        page.goto(live_server)
-        wait_for_translations(page, 1)
-        yield page, elsewhere
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, live_server):
+    """The page of `pix2pix serve`, loaded, with every request it makes to anywhere but the server collected."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    elsewhere: list[str] = []
+    page.on("request", lambda request: elsewhere.append(request.url)
+            if not request.url.startswith((live_server, "data:", "blob:")) else None)
+    page.goto(live_server)
+    wait_for_translations(page, 1)
+    yield page, elsewhere
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def sketch_server(served_run) -> Iterator[str]:
+    """The same run served in this process without a palette or examples, as a run of edges or sketches is."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Translator.load(served_run, device="cpu")), port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
 
 
 def translations(page) -> int:
@@ -121,3 +148,22 @@ def test_uploading_a_file_translates_it_at_its_size(browser_page, tmp_path):
     pixels = page.evaluate(OUTPUT_PIXELS)
     assert (pixels["width"], pixels["height"]) == (48, 40) and pixels["spread"] > 10
     page.screenshot(path=str(ARTIFACTS / "serve-upload.png"))
+
+
+def test_without_a_palette_the_page_offers_a_pen_and_an_eraser_on_white(browser, sketch_server):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(sketch_server)
+    wait_for_translations(page, 1)
+    assert page.locator(".tool").all_text_contents() == ["Pen", "Eraser"] and not page.is_visible("#palette")
+    assert canvas_colour(page, 0.5, 0.5) == [255, 255, 255]
+    page.fill("#size", "6")
+    drag(page, "#overlay", [(0.2, 0.5), (0.8, 0.5)])
+    assert canvas_colour(page, 0.5, 0.5) == [0, 0, 0]
+    page.click(".tool:nth-child(2)")
+    drag(page, "#overlay", [(0.3, 0.5), (0.7, 0.5)])
+    assert canvas_colour(page, 0.5, 0.5) == [255, 255, 255]
+    page.click("#clear")
+    page.click("#translate")
+    wait_for_translations(page, 2)
+    assert page.evaluate(OUTPUT_PIXELS)["width"] == 32
+    page.close()
