@@ -16,8 +16,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "serve", help="serve a run: an HTTP API and a page to draw on and see the translation",
         formatter_class=HelpFormatter,
-        description="Open http://HOST:PORT/ to upload or draw an image and see its translation. The API: POST "
-                    "/api/translate (PNG, JPEG or WebP in, PNG out), GET /api/info, GET /api/health; OpenAPI docs "
+        description="Open http://HOST:PORT/ to upload or draw an image and see its translation.\nThe API: POST "
+                    "/api/translate (PNG, JPEG or WebP in, PNG out), GET /api/info, GET /api/health;\nOpenAPI docs "
                     'at /docs. Needs pip install "pix2pix[serve]".')
     serve.add_argument("run", type=Path, help="run folder written by `pix2pix train`")
     serve.add_argument("--host", default="127.0.0.1",
@@ -28,8 +28,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="test mode of requests that do not choose one (?mode=): paper (dropout on and batch "
                             "statistics, as in the paper) or eval (deterministic)")
     serve.add_argument("--palette", type=Path, default=None, metavar="FILE",
-                       help="palette.json of label-map inputs, for the page's colours (default: the one in the run's "
-                            "dataset folder, when the run translates its A side)")
+                       help="palette.json of label-map inputs, for the page's colours; without it, the run's "
+                            "dataset folder's is used when the run translates its A side")
     serve.add_argument("--max-upload-mb", type=number_in(float, POSITIVE), default=10.0,
                        help="largest request body, in MB (10^6 bytes); larger ones get 413")
     serve.add_argument("--max-pixels", type=positive_int, default=2048 * 2048,
