@@ -32,3 +32,15 @@ def test_translate_benchmark_times_every_backend():
     for variant in ("naive eval", "pix2pix eval, torch", "pix2pix paper, onnx", "pix2pix paper, torch, compiled"):
         assert variant in done.stdout
     assert "wrote " in done.stdout
+
+
+@pytest.mark.slow
+def test_serve_load_benchmark_loads_and_overloads_the_real_server():
+    pytest.importorskip("fastapi", reason='the server needs the serve extra: pip install "pix2pix[serve]"')
+    done = run_benchmark("serve_load.py", "--size", "32", "--ngf", "8", "--requests", "8", "--clients", "2",
+                         "--queue", "1", "--overload-clients", "6", "--overload-requests", "12")
+    assert done.returncode == 0, done.stderr
+    assert "still serving after the overload: True" in done.stdout and "wrote " in done.stdout
+    load, overload = (line.split() for line in done.stdout.splitlines()[1:3])
+    assert load[:6] == ["load", "2", "8", "8", "0", "0"]  # all answered, no 503, no other error
+    assert overload[0] == "overload" and int(overload[4]) > 0 and overload[5] == "0"  # the excess got 503s only

@@ -12,7 +12,7 @@ PACKAGE = Path(pix2pix.__file__).parent
 LAYERS = [
     ["cli"],
     ["demo"],
-    ["experiments", "study"],
+    ["experiments", "serve", "study"],
     ["training"],
     ["evaluation"],
     ["inference"],

@@ -94,6 +94,7 @@ def test_demo_makes_data_trains_translates_and_points_at_the_report(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo"), "--size", "32", "--steps", "3")
     assert result.returncode == 0, result.stderr
     assert "Held-out L1" in result.stdout and str(tmp_path / "demo" / "run" / "report.html") in result.stdout
+    assert result.stdout.rstrip().endswith(f"pix2pix serve {tmp_path / 'demo' / 'run'}")
     report = (tmp_path / "demo" / "run" / "report.html").read_text()
     assert "losses.png" in report and "0000_target.png" in report
     assert len(list((tmp_path / "demo" / "test").glob("*_target.png"))) == 12

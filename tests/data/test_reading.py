@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
 
 from pix2pix.data.images import DataError
-from pix2pix.data.reading import load_image, load_image_data
+from pix2pix.data.reading import ImageTooLarge, NotAnImage, decode_image_bytes, load_image, load_image_data
 from pix2pix.data.tensors import image_to_tensor
 from tests.data.conftest import bomb_png, samples, save_pillow
 
@@ -86,6 +88,23 @@ def test_image_bomb_is_refused_from_the_header_before_decoding(tmp_path):
     with pytest.raises(DataError, match="over the limit of 1,000"):
         load_image_data(small, max_pixels=1000)
     assert load_image_data(small, max_pixels=1024).size == (32, 32)
+
+
+def test_bytes_decode_in_memory_as_files_do_with_the_same_limits(tmp_path):
+    pixels = samples(20, 24, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    image = decode_image_bytes(buffer.getvalue(), "upload", channels=1)
+    from_file = load_image_data(save_pillow(pixels, tmp_path / "x.png"), 1)
+    assert image.channels == 1 and np.array_equal(image.pixels, from_file.pixels)
+    with pytest.raises(ImageTooLarge, match=r"upload: image bomb: 100000x100000"):
+        decode_image_bytes(bomb_png(), "upload")
+    with pytest.raises(NotAnImage, match="upload: not an image"):
+        decode_image_bytes(b"%PDF-1.4 not an image", "upload")
+    with pytest.raises(NotAnImage):  # a format left out of `formats` is not tried
+        decode_image_bytes(buffer.getvalue(), "upload", formats=("JPEG",))
+    with pytest.raises(DataError, match="upload: cannot decode"):
+        decode_image_bytes(buffer.getvalue()[:-40], "upload")
 
 
 def test_load_image_still_gives_an_8bit_pillow_image(tmp_path):

@@ -1,7 +1,7 @@
 """The `pix2pix` command: parses flags, calls the library, and turns its errors into one line naming the flags.
 
-One module per command group (`train`, `translate`, `data`, `evaluate`, `experiments`, `study`, `import`);
-this one builds the parser and reports errors.
+One module per command group (`train`, `translate`, `data`, `evaluate`, `experiments`, `serve`, `study`,
+`import`); this one builds the parser and reports errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from pix2pix.cli import data, evaluate, experiments, imports, study, train, translate
+from pix2pix.cli import data, evaluate, experiments, imports, serve, study, train, translate
 from pix2pix.cli.common import HelpFormatter, as_flags, flags_of
 from pix2pix.config import ConfigError
 from pix2pix.data.images import DataError
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Image-to-image translation with conditional GANs "
                                                  "(Isola et al., CVPR 2017).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (train, translate, data, evaluate, experiments, study, imports):
+    for group in (train, translate, data, evaluate, experiments, serve, study, imports):
         group.add_commands(commands)
     return parser
 

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
@@ -119,5 +121,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(args.out, size=args.size, steps=args.steps, seed=args.seed)
     metrics = json.loads((report.parent / "metrics.json").read_text())
     print(f"\nDemo done. Held-out L1: {metrics['l1_step0']:.3f} at step 0 -> {metrics['l1_now']:.3f} at step "
-          f"{metrics['step']}.\nOpen the report: {report.resolve()}")
+          f"{metrics['step']}.\nOpen the report: {report.resolve()}\n"
+          f"Draw facades and see them translated in your browser: {command_here()} serve {report.parent}")
     return 0
+
+
+def command_here() -> str:
+    """How to run this installation's `pix2pix`: by name when the PATH finds it, else by its path (in a virtual
+    environment that is not activated, as `make demo` runs it), else through this Python."""
+    script = Path(sys.executable).parent / "pix2pix"
+    found = shutil.which("pix2pix")
+    if found and Path(found).resolve() == script.resolve():
+        return "pix2pix"
+    if not script.is_file():
+        return f"{sys.executable} -m pix2pix"
+    return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)

@@ -6,11 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix.cli.common import HelpFormatter
-from pix2pix.config import PRECISIONS, ConfigError
-from pix2pix.devices import DEVICE_HELP
+from pix2pix.cli.common import HelpFormatter, add_translator_flags, translator_options
+from pix2pix.config import ConfigError
 from pix2pix.export import FORMATS
-from pix2pix.inference import BACKENDS
 from pix2pix.models import MODES
 
 
@@ -25,25 +23,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     translate.add_argument("--seed", type=int, default=None, help="makes paper-mode outputs reproducible")
     translate.add_argument("--aligned", action="store_true",
                            help="inputs are A|B pairs: translate the input half, also write the target")
-    translate.add_argument("--device", default="auto", help=DEVICE_HELP)
-    translate.add_argument("--tile", type=int, default=None,
-                           help="translate in N x N tiles (0: never); default: tile only images over the memory "
-                                "budget, in as few tiles as fit it")
-    translate.add_argument("--overlap", type=int, default=64,
-                           help="pixels neighbouring tiles share and blend")
-    translate.add_argument("--memory-budget", type=float, default=2.0, metavar="GIB", dest="memory_budget_gib",
-                           help="largest estimated generator memory for translating an image whole")
-    translate.add_argument("--backend", choices=BACKENDS, default="torch",
-                           help="onnx: ONNX Runtime on the CPU, exported into the run folder at first use "
-                                '(pip install "pix2pix[onnx]")')
-    translate.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                           help="the generator's number type (torch backend): bf16 on GPUs and CPUs with native bf16 "
-                                "(AVX-512 bf16, AMX), fp16 on GPUs; faster there, 8-bit outputs within one level of "
-                                "fp32's")
-    translate.add_argument("--compile", action="store_true", dest="compiled",
-                           help="compile the generator with TorchInductor (torch backend), its weights frozen in: "
-                                "seconds to a minute at the first image of each padded size, then faster per "
-                                "image (docs/performance.md); pays off for many images of one size")
+    add_translator_flags(translate)
     translate.set_defaults(handler=cmd_translate)
 
     export = commands.add_parser("export", help="write a run's generator as ONNX or TorchScript, for other runtimes",
@@ -65,11 +45,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from pix2pix.evaluation.report import ReportRow, write_translation_report
-    from pix2pix.inference import Tiling, Translator, translate_files
+    from pix2pix.inference import Translator, translate_files
 
-    tiling = Tiling(tile=args.tile, overlap=args.overlap, memory_budget_gib=args.memory_budget_gib)
-    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, device=args.device, tiling=tiling,
-                                 backend=args.backend, precision=args.precision, compiled=args.compiled)
+    translator = Translator.load(args.run, mode=args.mode, seed=args.seed, **translator_options(args))
     summary = translate_files(translator, args.inputs, args.out, aligned=args.aligned)
     rows = [ReportRow(f.name, f.input, f.output, f.target) for f in summary.done]
     if rows:

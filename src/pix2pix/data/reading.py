@@ -7,9 +7,12 @@ the pixel limit and `first_line` on machines without it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,15 +42,48 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
 _TIFF_CHANNEL_AXES = ("S", "C", "I", "Q")  # tifffile's names for samples, channels, pages and unknown
 
 
+class ImageTooLarge(DataError):
+    """More pixels than the limit, refused from the header before decoding (a server answers it apart)."""
+
+
+class NotAnImage(DataError):
+    """Data that no image decoder here recognizes (a server answers it apart from a damaged image)."""
+
+
 def load_image_data(path: Path, channels: int | None = None, max_pixels: int = MAX_PIXELS) -> ImageData:
     """The file's samples at its own bit depth, upright (EXIF orientation), fully decoded so that a truncated file
     fails here and not later; converted to `channels` when given. Every way a file can be bad is a DataError
     naming it."""
     path = Path(path)
-    try:
+    with _named_errors(path):
         if path.stat().st_size == 0:
             raise DataError.about(path, "empty file (0 bytes)", "replace it with a complete copy or remove it")
         image, orientation = _decode(path, max_pixels)
+    return _upright(image, orientation, channels, path)
+
+
+def decode_image_bytes(data: bytes, name: str, channels: int | None = None, max_pixels: int = MAX_PIXELS,
+                       formats: tuple[str, ...] | None = None) -> ImageData:
+    """An image received over the network, decoded in memory so that it never touches the disk, with the pixel
+    limit, orientation and errors of a file (`name` stands for its path in them). `formats` (Pillow's names: PNG,
+    JPEG, WEBP) are the only decoders tried. Pillow reads 16-bit colour PNGs at 8 bits here."""
+    path = Path(name)
+    with _named_errors(path):
+        if not data:
+            raise DataError.about(path, "empty (0 bytes)", "send an image file")
+        image = _open_header(io.BytesIO(data), formats)
+        _check_pixel_count(path, *image.size, max_pixels)
+        image.load()
+        decoded = ImageData.from_pil(decoded_as_exact_mode(image, path))
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return _upright(decoded, orientation, channels, path)
+
+
+@contextlib.contextmanager
+def _named_errors(path: Path) -> Iterator[None]:
+    """Every way reading an image can fail, as a DataError naming it and the fix."""
+    try:
+        yield
     except DataError:
         raise
     except FileNotFoundError as err:
@@ -57,10 +93,14 @@ def load_image_data(path: Path, channels: int | None = None, max_pixels: int = M
     except IsADirectoryError as err:
         raise DataError.about(path, "is a folder, not an image", "move it out of the dataset") from err
     except UnidentifiedImageError as err:
-        raise DataError.about(path, "not an image (or a format Pillow cannot read)", "replace or remove it") from err
+        raise NotAnImage.about(path, "not an image (or a format Pillow cannot read)", "replace or remove it") from err
     except READ_ERRORS as err:
         raise DataError.about(path, f"cannot decode ({first_line(err)})",
                               "the file is damaged or truncated: replace it with a complete copy or remove it") from err
+
+
+def _upright(image: ImageData, orientation: int, channels: int | None, path: Path) -> ImageData:
+    """As the EXIF orientation says it is displayed, converted to `channels` when given."""
     if orientation in _ORIENTATION:
         image = image.map_layers(lambda layer: layer.transpose(_ORIENTATION[orientation]))
     return image if channels is None else convert_channels(image, channels, path)
@@ -102,21 +142,22 @@ def _decode(path: Path, max_pixels: int) -> tuple[ImageData, int]:
         return data, image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
-def _open_header(file: BinaryIO) -> Image.Image:
-    """Reads the header only. Pillow's image-bomb check reads a module global (PIL.Image.MAX_IMAGE_PIXELS); it
-    is lifted here, under a lock, because `_check_pixel_count` applies the caller's limit instead."""
+def _open_header(file: BinaryIO, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Reads the header only, trying the decoders of `formats` (all when None). Pillow's image-bomb check reads
+    a module global (PIL.Image.MAX_IMAGE_PIXELS); it is lifted here, under a lock, because `_check_pixel_count`
+    applies the caller's limit instead."""
     with _PIXEL_LIMIT:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            return Image.open(file)
+            return Image.open(file, formats=formats)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
 
 def _check_pixel_count(path: Path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise DataError.about(path, f"image bomb: {width}x{height} is {width * height:,} pixels, over the limit of "
-                                    f"{max_pixels:,}", "remove it, or raise the limit (max_pixels) if you trust it")
+        problem = f"image bomb: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}"
+        raise ImageTooLarge.about(path, problem, "remove it, or raise the limit (max_pixels) if you trust it")
 
 
 def _pillow_holds_tiff(image: Image.Image) -> bool:
