@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,6 +41,9 @@ def test_a_segmenter_scores_high_on_its_training_labels_and_is_trained_once(faca
     assert score_split(again, train).numbers() == scores.numbers()
     with pytest.raises(AssertionError, match="trained again"):  # other settings: another segmenter
         trained_segmenter(facades, "A", palette, SegmenterSettings(width=8, depth=2, steps=3), tmp_path)
+    monkeypatch.undo()
+    Path(segmenter.info["file"]).write_bytes(b"truncated")  # a damaged cache is trained again, not an error
+    assert trained_segmenter(facades, "A", palette, TINY_SEGMENTER, tmp_path).trained_now
 
 
 def test_any_image_size_gives_one_class_per_pixel():

@@ -76,8 +76,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(evaluation.distribution_note)
     if evaluation.fcn is not None and evaluation.fcn.segmenter is not None:
         segmenter = evaluation.fcn.segmenter
+        accuracy = segmenter["accuracy"]
         print(f"FCN-score segmenter: {segmenter['file']} (trained on {segmenter['train_images']} images of "
-              f"{segmenter['data']})")
+              f"{segmenter['data']}; per-pixel acc {accuracy['pixel_accuracy']:.4f} on its {accuracy['split']} "
+              "split)")
     for skipped in evaluation.unmatched:
         print(f"no partner, skipped: {skipped}")
     for failure in evaluation.failed:

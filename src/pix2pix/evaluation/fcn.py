@@ -168,7 +168,7 @@ def _palette(settings: FCNSettings, data: Path | None, label_side: str,
 
 
 def _label_maps(train: Path, label_side: str) -> list[np.ndarray]:
-    return [label_map for _, label_map, _ in labelled_pairs(train, label_side)]
+    return [label_map for label_map, _ in labelled_pairs(train, label_side)]
 
 
 def _matching(inputs: Path, pairs: list[tuple[str, Path, Path]]) -> dict[str, Path]:

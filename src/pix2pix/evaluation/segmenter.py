@@ -40,6 +40,9 @@ from pix2pix.evaluation.segmentation import (
 CACHE_VERSION = 1
 """Bumped when the network or its training changes, so that older cached weights are not reused."""
 
+INFO_KEYS = {"data", "label_side", "train_images", "palette", "settings", "seconds", "accuracy"}
+"""What the JSON beside cached weights holds; one without all of them is from an interrupted or older write."""
+
 
 @dataclass(frozen=True)
 class SegmenterSettings:
@@ -48,10 +51,10 @@ class SegmenterSettings:
 
     width: int = 16
     depth: int = 3
-    steps: int = 1500
+    steps: int = 800
     batch: int = 8
-    crop: int = 96
-    lr: float = 2e-3
+    crop: int = 64
+    lr: float = 1e-2
     seed: int = 0
 
 
@@ -110,15 +113,14 @@ class Segmenter:
 
 @dataclass(frozen=True)
 class LabelledSplit:
-    """A split's photos (H x W x 3 uint8) and the classes of their label maps (H x W)."""
+    """A split's photos (H x W x 3 uint8) and the classes of their label maps (H x W, uint8 for up to 256)."""
 
     photos: list[np.ndarray]
     labels: list[np.ndarray]
-    files: list[Path]
 
 
-def labelled_pairs(folder: Path, label_side: str) -> Iterator[tuple[list[Path], np.ndarray, np.ndarray]]:
-    """(files, label map, photo) as H x W x 3 uint8 per pair of a split folder (aligned A|B files, or A/ and B/)."""
+def labelled_pairs(folder: Path, label_side: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(label map, photo) as H x W x 3 uint8 per pair of a split folder (aligned A|B files, or A/ and B/)."""
     for pair in find_pairs(folder):
         if pair.b is None:
             a, b = split_aligned(load_image_data(pair.a), pair.a)
@@ -127,17 +129,15 @@ def labelled_pairs(folder: Path, label_side: str) -> Iterator[tuple[list[Path], 
         label_map, photo = (a, b) if label_side == "A" else (b, a)
         if label_map.size != photo.size:
             raise DataError(f"{pair.a}: its label map and photo differ in size; give pairs of one size")
-        files = [pair.a] if pair.b is None else [pair.a, pair.b]
-        yield files, as_rgb8(label_map.pixels, label_map.bit_depth), as_rgb8(photo.pixels, photo.bit_depth)
+        yield as_rgb8(label_map.pixels, label_map.bit_depth), as_rgb8(photo.pixels, photo.bit_depth)
 
 
 def load_split(folder: Path, label_side: str, palette: Palette) -> LabelledSplit:
     """The photos of one split folder, and their label maps snapped to the palette."""
-    split = LabelledSplit([], [], [])
-    for files, label_map, photo in labelled_pairs(folder, label_side):
-        split.labels.append(snap(label_map, palette))
+    split = LabelledSplit([], [])
+    for label_map, photo in labelled_pairs(folder, label_side):
+        split.labels.append(snap(label_map, palette).astype(np.min_scalar_type(len(palette) - 1)))
         split.photos.append(photo)
-        split.files.extend(files)
     return split
 
 
@@ -153,12 +153,14 @@ def cache_key(files: list[Path], palette: Palette, label_side: str, settings: Se
 def trained_segmenter(data: Path, label_side: str, palette: Palette, settings: SegmenterSettings = SegmenterSettings(),
                       cache: Path | None = None, device: str | torch.device = "cpu") -> Segmenter:
     """The segmenter for DATA's train split from the cache, or trained now (once) and cached."""
-    train = load_split(split_folder(Path(data), "train"), label_side, palette)
+    folder = split_folder(Path(data), "train")
+    files = [path for pair in find_pairs(folder) for path in (pair.a, pair.b) if path is not None]
     cache = Path(cache) if cache is not None else default_cache()
-    key = cache_key(train.files, palette, label_side, settings)
+    key = cache_key(files, palette, label_side, settings)
     cached = _load_cached(cache / f"{key}.safetensors", cache / f"{key}.json", len(palette), settings, device)
     if cached is not None:
         return cached
+    train = load_split(folder, label_side, palette)
     started = time.perf_counter()
     net = train_net(train, len(palette), settings, torch.device(device))
     segmenter = Segmenter(net, {"data": str(data), "label_side": label_side, "train_images": len(train.photos),
@@ -184,6 +186,8 @@ def _load_cached(weights: Path, info: Path, classes: int, settings: SegmenterSet
         net.load_state_dict(load(weights.read_bytes()))
         details = json.loads(info.read_text(encoding="utf-8"))
     except (SafetensorError, RuntimeError, ValueError, OSError):
+        return None
+    if not isinstance(details, dict) or not INFO_KEYS <= details.keys():
         return None
     return Segmenter(net.to(device).eval(), {**details, "file": str(weights)})
 
@@ -227,7 +231,7 @@ def _crops(train: LabelledSplit, settings: SegmenterSettings,
             window = np.s_[top:top + crop, left:left + crop]
             flip = np.s_[:, ::-1] if rng.random() < 0.5 else np.s_[:, :]
             photos.append(_as_input(photo[window][flip]))
-            labels.append(torch.from_numpy(np.ascontiguousarray(label[window][flip])))
+            labels.append(torch.from_numpy(label[window][flip].astype(np.int64)))
         yield torch.stack(photos), torch.stack(labels)
 
 
