@@ -12,7 +12,7 @@ from PIL import Image
 from pix2pix.data.images import DataError
 from pix2pix.evaluation import evaluate
 from pix2pix.evaluation.evaluate import evaluate_folders, table, write_outputs
-from pix2pix.evaluation.fcn import FCNSettings
+from pix2pix.evaluation.fcn import FCNSettings, fcn_for_run
 from pix2pix.evaluation.segmentation import dataset_palette, snap
 from tests.evaluation.conftest import parse_page
 from tests.evaluation.test_segmenter import TINY_SEGMENTER
@@ -109,3 +109,15 @@ def test_wrong_settings_say_what_to_give(facades, tmp_path):
     with pytest.raises(DataError, match="`labels` must be one of auto, input, output, off"):
         FCNSettings("both")
     assert evaluate_folders(labels, labels, fcn=FCNSettings()).fcn is None  # auto without a palette: off
+
+
+def test_a_run_finds_the_label_side_from_palette_json(facades, tmp_path):
+    assert fcn_for_run(FCNSettings("off"), facades, "AtoB", []) is None
+    assert fcn_for_run(FCNSettings(), tmp_path, "AtoB", []) is None  # no palette.json: off
+    with pytest.raises(DataError, match="no palette.json to tell which side holds the label maps; give `labels`"):
+        fcn_for_run(FCNSettings(classes=3), tmp_path, "AtoB", [])
+    labels, photos = halves(facades, tmp_path)  # BtoA on the facades: photo -> labels, snapped
+    rows = [(photos / name, labels / name, labels / name) for name in sorted(path.name for path in labels.iterdir())]
+    scores = fcn_for_run(FCNSettings(), facades, "BtoA", rows)
+    assert scores.kind == "snapped" and scores.palette_source.endswith("palette.json")
+    assert scores.generated.numbers() == {"pixel_accuracy": 1, "class_accuracy": 1, "class_iou": 1}

@@ -38,7 +38,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           "input with --inputs, output with --palette or --classes, else off")
     fcn.add_argument("--palette", type=Path, default=None, metavar="FILE",
                      help='the label colours: {"classes": [{"name", "color"}, ...]} (palette.json) or a JSON list '
-                          "of [r, g, b]; default: DATA/palette.json when it describes the label side")
+                          "of [r, g, b]; without it: DATA/palette.json when it describes the label side")
     fcn.add_argument("--classes", type=positive_int, default=None, metavar="K",
                      help="without a palette, learn K label colours by k-means from the training label maps (with "
                           "--pred: from the targets)")
@@ -46,8 +46,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                      help="with --pred: the label maps the images were made from, named as they are; then --data "
                           "is the dataset (labels on its A side) whose train split the segmenter learns from")
     fcn.add_argument("--segmenter-cache", type=Path, default=None, metavar="DIR",
-                     help="where trained segmenters are kept (default: $XDG_CACHE_HOME/pix2pix/segmenters or "
-                          "~/.cache/pix2pix/segmenters)")
+                     help="where trained segmenters are kept; without it: $XDG_CACHE_HOME/pix2pix/segmenters or "
+                          "~/.cache/pix2pix/segmenters")
     fcn.add_argument("--segmenter-steps", type=positive_int, default=SegmenterSettings.steps, metavar="N",
                      help="training steps of a new segmenter (fewer: faster, less accurate)")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics, plot and report.html")
