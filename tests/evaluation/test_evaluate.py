@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pix2pix.data.images import DataError
-from pix2pix.evaluation.evaluate import evaluate_folders, evaluate_run, write_outputs
+from pix2pix.evaluation.evaluate import evaluate_folders, evaluate_run, table, write_outputs
 from tests.evaluation.conftest import resolved_sources
 
 
@@ -91,18 +91,25 @@ def test_outputs_hold_means_rows_and_the_page(folders, tmp_path):
 
 def test_a_run_translates_the_test_split_and_scores_it(tmp_path_factory, facades):
     from pix2pix.config import RunConfig
+    from pix2pix.evaluation.fcn import FCNSettings
     from pix2pix.training.loop import train
     from tests.conftest import TINY
+    from tests.evaluation.test_segmenter import TINY_SEGMENTER
 
     run = tmp_path_factory.mktemp("evaluate") / "run"
     train(RunConfig().updated({**TINY, "data": str(facades), "max_steps": 4}), run)
     out = tmp_path_factory.mktemp("evaluate") / "out"
-    evaluation = evaluate_run(run, facades, out, mode="eval")
+    fcn = FCNSettings(segmenter_cache=out / "cache", segmenter=TINY_SEGMENTER)
+    evaluation = evaluate_run(run, facades, out, mode="eval", fcn=fcn)
     assert len(evaluation.images) == len(list((facades / "test").iterdir()))
     assert all(image.pred.parent == out / "images" and image.target.name.endswith("_target.png")
                for image in evaluation.images)
     assert all(0 < image.scores.l1 < 1 for image in evaluation.images)
+    rows = table(evaluation)  # labels -> photo after 4 steps: the real photos parse far better than the generated
+    assert evaluation.fcn.kind == "segmenter"
+    assert rows["FCN per-pixel acc (real photos)"] > 0.7 > rows["FCN per-pixel acc"]
     write_outputs(evaluation, out)
-    assert json.loads((out / "metrics.json").read_text())["inputs"]["split"] == "test"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["inputs"]["split"] == "test" and metrics["fcn"]["reference"]["name"] == "real photos"
     with pytest.raises(DataError, match="no `split` folder 'nope'"):
         evaluate_run(run, facades, out, split="nope")

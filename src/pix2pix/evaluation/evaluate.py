@@ -1,8 +1,7 @@
 """`pix2pix evaluate`: generated images scored against their targets, written as JSON, CSV and an HTML page.
 
 Works on any implementation's outputs (files matched by name without extension), or translates a dataset split
-with a run first. FID and KID (with FID's noise floor) come from distribution.py; the FCN-score is a separate
-measure, not computed here.
+with a run first. FID and KID (with FID's noise floor) come from distribution.py, the FCN-score from fcn.py.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from pix2pix.data.images import DataError
 from pix2pix.data.reading import load_image_data
 from pix2pix.evaluation.colour_plot import plot_colour_histograms
 from pix2pix.evaluation.distribution import DistributionScores, distribution_scores, load_network
+from pix2pix.evaluation.fcn import FCNScores, FCNSettings, fcn_for_folders, fcn_for_run
 from pix2pix.evaluation.fid import FIDError
 from pix2pix.evaluation.metrics import (
     LAB_BINS,
@@ -55,6 +55,7 @@ class Evaluation:
     colour_note: str = ""
     distribution: DistributionScores | None = None
     distribution_note: str = ""
+    fcn: FCNScores | None = None
 
     def means(self) -> dict[str, float]:
         return {key: float(np.mean([getattr(image.scores, key) for image in self.images])) for key in SCORES}
@@ -77,31 +78,41 @@ def match_folders(pred: Path, target: Path) -> tuple[list[tuple[str, Path, Path]
     return pairs, unmatched
 
 
-def evaluate_folders(pred: Path, target: Path, fid_network: Path | None = None) -> Evaluation:
+def evaluate_folders(pred: Path, target: Path, fid_network: Path | None = None, fcn: FCNSettings | None = None,
+                     inputs: Path | None = None, data: Path | None = None) -> Evaluation:
+    """With `fcn`, also the FCN-score (fcn.py): of label maps, or of photos against the label maps in `inputs`
+    parsed by a segmenter trained on `data`."""
     skimage_module("metrics")
     pairs, unmatched = match_folders(pred, target)
     evaluation = score_pairs(pairs, unmatched, {"pred": str(pred), "target": str(target)})
+    if fcn is not None:
+        evaluation.fcn = fcn_for_folders(fcn, pairs, inputs, data)
     add_distribution(evaluation, pairs, fid_network)
     return evaluation
 
 
 def evaluate_run(run: Path, data: Path, out: Path, split: str = "test", mode: str = "paper",
-                 seed: int | None = None, fid_network: Path | None = None) -> Evaluation:
-    """Translates the split's aligned A|B files into out/images with the run, then scores them."""
+                 seed: int | None = None, fid_network: Path | None = None,
+                 fcn: FCNSettings | None = None) -> Evaluation:
+    """Translates the split's aligned A|B files into out/images with the run, then scores them; with `fcn`, also
+    the FCN-score."""
     from pix2pix.inference import Translator, translate_files
 
     skimage_module("metrics")
     folder = split_folder(data, split)
     if folder is None:
         raise DataError(f"{data}: no `split` folder {split!r}; choose one the dataset has")
-    summary = translate_files(Translator.load(run, mode=mode, seed=seed), [folder], Path(out) / "images",
-                              aligned=True)
+    translator = Translator.load(run, mode=mode, seed=seed)
+    summary = translate_files(translator, [folder], Path(out) / "images", aligned=True)
     if not summary.done:
         raise DataError(f"{folder}: no file could be translated ({'; '.join(summary.failed)})")
     pairs = [(done.name, done.output, done.target) for done in summary.done]
     inputs = {"run": str(run), "data": str(data), "split": split, "mode": mode, "seed": seed}
     evaluation = score_pairs(pairs, [], inputs)
     evaluation.failed = summary.failed
+    if fcn is not None:
+        evaluation.fcn = fcn_for_run(fcn, data, translator.config.data.direction,
+                                     [(done.input, done.output, done.target) for done in summary.done])
     add_distribution(evaluation, pairs, fid_network)
     return evaluation
 
@@ -154,8 +165,9 @@ def write_outputs(evaluation: Evaluation, out: Path) -> Path:
                                       out / "colour.png")
     ranked = sorted(evaluation.images, key=lambda image: image.scores.l1)
     shown = min(SHOWN_PER_END, len(ranked) // 2 or 1)
+    per_class = evaluation.fcn.per_class() if evaluation.fcn is not None else {}
     return write_evaluation_report(out, table(evaluation), plot, ranked[::-1][:shown], ranked[:shown],
-                                   evaluation.colour_note, evaluation.unmatched + evaluation.failed)
+                                   evaluation.colour_note, evaluation.unmatched + evaluation.failed, per_class)
 
 
 def summary(evaluation: Evaluation) -> dict[str, Any]:
@@ -165,6 +177,7 @@ def summary(evaluation: Evaluation) -> dict[str, Any]:
         "colour_note": evaluation.colour_note,
         "distribution": _distribution(evaluation.distribution),
         "distribution_note": evaluation.distribution_note,
+        "fcn": evaluation.fcn.summary() if evaluation.fcn is not None else None,
         "counts": {"scored": len(evaluation.images), "unmatched": len(evaluation.unmatched),
                    "failed": len(evaluation.failed)},
         "unmatched": evaluation.unmatched,
@@ -175,7 +188,7 @@ def summary(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def table(evaluation: Evaluation) -> dict[str, float]:
-    """The numbers a reader compares first: mean scores and the colour intersections."""
+    """The numbers a reader compares first: mean scores, the colour intersections, FID and KID, the FCN-score."""
     means = evaluation.means()
     rows = {"L1": means["l1"], "PSNR (dB)": means["psnr"], "SSIM": means["ssim"]}
     rows.update({f"{name} intersection": value for name, value in evaluation.intersections().items()})
@@ -184,6 +197,8 @@ def table(evaluation: Evaluation) -> dict[str, float]:
         rows.update({"FID": scores.fid, "KID": scores.kid})
         if scores.fid_floor is not None:
             rows["FID floor (real halves)"] = scores.fid_floor
+    if evaluation.fcn is not None:
+        rows.update(evaluation.fcn.rows())
     return rows
 
 

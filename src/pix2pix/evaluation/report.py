@@ -110,12 +110,14 @@ def write_translation_report(
 
 def write_evaluation_report(out_dir: Path, means: dict[str, float], colour_plot: Path | None,
                             worst: Sequence[ScoredImage], best: Sequence[ScoredImage], colour_note: str = "",
-                            skipped: Sequence[str] = ()) -> Path:
-    """out_dir/report.html of `pix2pix evaluate`: the scores, the colour figure and the images that explain them."""
+                            skipped: Sequence[str] = (), per_class: dict[str, dict[str, Any]] | None = None) -> Path:
+    """out_dir/report.html of `pix2pix evaluate`: the scores, the colour figure and the images that explain them;
+    `per_class`: the FCN-score's accuracy and IoU per class name."""
     out_dir = Path(out_dir)
     colour = _image_link(colour_plot, out_dir, "Lab histograms") if colour_plot else _note(colour_note)
     sections = [
         _section("Metrics (means over the split)", _key_value_table(means, _format_metric)),
+        _section("FCN-score per class", _columns_table(per_class)) if per_class else "",
         _section("Colour: L, a, b of generated and real pixels", colour),
         _scored_section("Worst by L1 (prediction | target)", worst, out_dir),
         _scored_section("Best by L1 (prediction | target)", best, out_dir),
@@ -253,6 +255,16 @@ def _key_value_table(values: dict[str, Any], format_value: Callable[[Any], str])
         for key, value in values.items()
     )
     return f"<table>{rows}</table>"
+
+
+def _columns_table(rows: dict[str, dict[str, Any]]) -> str:
+    """One row per key, one column per key of the first row's values; None shows as a dash."""
+    columns = list(next(iter(rows.values())))
+    head = "".join(f"<th>{_escape(name)}</th>" for name in ["", *columns])
+    body = "".join(f"<tr><th>{_escape(key)}</th>"
+                   + "".join(f"<td>{_escape('-' if row[c] is None else _format_metric(row[c]))}</td>" for c in columns)
+                   + "</tr>" for key, row in rows.items())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _figure(image: Path, html_dir: Path, caption: str, thumbnail: bool = False) -> str:
