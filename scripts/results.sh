@@ -38,4 +38,5 @@ PYTHON
 
 COMMON=(--steps 2000 --crop-size 128 --load-size 143 --ngf 32 --ndf 32 --num-workers 1 --val-images 20 --save-every 500)
 "$PY" -m pix2pix experiments --suite all --data "$WORK/facades128" --out "$WORK/facades" "${COMMON[@]}"
-"$PY" -m pix2pix experiments --suite all --data "$WORK/maps128" --out "$WORK/maps" --labels output "${COMMON[@]}"
+"$PY" -m pix2pix experiments --suite all --data "$WORK/maps128" --out "$WORK/maps" --labels output --classes 6 \
+    "${COMMON[@]}"

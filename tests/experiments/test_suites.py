@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from pix2pix.config import ConfigError, RunConfig
+from pix2pix.evaluation.fcn import FCNSettings
+from pix2pix.evaluation.segmenter import SegmenterSettings
 from pix2pix.experiments.run import run_experiments
 from pix2pix.experiments.suites import SUITES, Budget, Evaluation, Variant, base_settings
 from pix2pix.runs import RunDir
@@ -21,8 +23,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 @pytest.fixture
 def evaluation(tmp_path):
-    """Scoring with a tiny stand-in for Inception, so FID and KID cost nothing here."""
-    return Evaluation("test", saved(ColourStatistics(), tmp_path / "colour_statistics.pt"))
+    """Scoring with a tiny stand-in for Inception, so FID and KID cost nothing here, and a segmenter for the
+    FCN-score trained in a few steps into this test's folder."""
+    fcn = FCNSettings(segmenter_cache=tmp_path / "segmenters", segmenter=SegmenterSettings(width=4, steps=5, crop=32))
+    return Evaluation("test", saved(ColourStatistics(), tmp_path / "colour_statistics.pt"), fcn)
 
 
 def test_the_suites_are_the_papers_tables_and_share_the_variant_they_have_in_common():
@@ -65,13 +69,17 @@ def test_a_suite_trains_every_variant_alike_and_writes_the_table_csv_and_figure(
     assert {RunDir(tmp_path / "runs" / key).generator_step() for key in configs} == {3}
 
     rows = list(csv.DictReader((tmp_path / "losses.csv").open()))
-    assert [row["variant"] for row in rows] == ["L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"]
+    assert [row["variant"] for row in rows] == ["L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN", "Ground truth (real photos)"]
     for row, variant in zip(rows, SUITES["losses"]):
         scores = json.loads((tmp_path / "evaluations" / variant.key / "metrics.json").read_text())
         assert float(row["L1"]) == pytest.approx(scores["means"]["l1"], rel=1e-5)
         assert float(row["FID"]) == pytest.approx(scores["distribution"]["fid"], rel=1e-5)
+        assert float(row["FCN class IoU"]) == pytest.approx(scores["fcn"]["generated"]["class_iou"], rel=1e-5)
+    truth = json.loads((tmp_path / "evaluations" / SUITES["losses"][0].key / "metrics.json").read_text())["fcn"]
+    assert rows[-1]["variant"] == "Ground truth (real photos)" and rows[-1]["L1"] == ""
+    assert float(rows[-1]["FCN per-pixel acc"]) == pytest.approx(truth["reference"]["pixel_accuracy"], rel=1e-5)
     table = (tmp_path / "losses.md").read_text()
-    assert table.count("\n| ") == 6 and "| L1+cGAN |" in table  # header and five variants
+    assert table.count("\n| ") == 7 and "| L1+cGAN |" in table  # header, five variants and the ground truth
     assert "seed 0" in table and "3 steps" in table and "FID floor" in table
 
 

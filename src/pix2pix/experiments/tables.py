@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,21 +21,37 @@ FIGURE_INPUTS = 4
 """Test inputs shown per suite figure, the first by file name."""
 SHARED = ("FID floor (real halves)",)
 """Scores of the real images alone: one value for all variants, so it goes under the table, not in a column."""
+REFERENCE = re.compile(r"^(FCN .+) \((.+)\)$")
+"""The FCN-score of the reference (the real photos, or the most common class), a row of its own as in the paper."""
+REFERENCE_LABELS = {"real photos": "Ground truth (real photos)",
+                    "most common class": "Every pixel the most common class"}
 
 
 def metric_columns(results: Sequence[Result]) -> list[str]:
     columns: list[str] = []
     for result in results:
-        columns += [name for name in result.scores if name not in columns and name not in SHARED]
+        columns += [name for name in result.scores
+                    if name not in columns and name not in SHARED and not REFERENCE.match(name)]
     return columns
+
+
+def reference_rows(results: Sequence[Result]) -> dict[str, dict[str, float]]:
+    """The references' FCN-scores by row label: the same for every variant, read from the first that has them."""
+    rows: dict[str, dict[str, float]] = {}
+    for name, value in results[0].scores.items():
+        match = REFERENCE.match(name)
+        if match:
+            label = REFERENCE_LABELS.get(match.group(2), match.group(2))
+            rows.setdefault(label, {})[match.group(1)] = value
+    return rows
 
 
 def markdown_table(title: str, results: Sequence[Result], notes: Sequence[str]) -> str:
     columns = metric_columns(results)
     lines = [f"## {title}", "", "| variant | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for result in results:
-        cells = [_cell(result.scores.get(name)) for name in columns]
-        lines.append(f"| {result.variant.label} | " + " | ".join(cells) + " |")
+    rows = [(result.variant.label, result.scores) for result in results] + list(reference_rows(results).items())
+    for label, scores in rows:
+        lines.append(f"| {label} | " + " | ".join(_cell(scores.get(name)) for name in columns) + " |")
     shared = {name: value for result in results for name, value in result.scores.items() if name in SHARED}
     notes = [*notes, *(f"{name}: {_cell(value)}" for name, value in shared.items())]
     return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
@@ -48,6 +65,8 @@ def csv_table(results: Sequence[Result]) -> str:
     for result in results:
         writer.writerow([result.variant.label, result.variant.key,
                          *(_number(result.scores.get(name)) for name in columns)])
+    for label, scores in reference_rows(results).items():
+        writer.writerow([label, "", *(_number(scores.get(name)) for name in columns)])
     return text.getvalue()
 
 
