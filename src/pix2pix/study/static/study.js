@@ -75,6 +75,7 @@
     go.textContent = button;
     go.focus();
     return new Promise((resolve) => go.addEventListener("click", () => {
+      setState("loading");  // at once: the next images may take a while, and the message is gone
       go.hidden = true;
       byId("message").hidden = true;
       byId("trial").hidden = false;
@@ -132,6 +133,7 @@
 
   async function runTrial(rater, session, trial) {
     const practice = trial.phase === "practice";
+    setState("loading");
     byId("progress").textContent = practice
       ? `Practice ${trial.trial + 1} of ${session.practice}`
       : `Trial ${trial.trial - session.practice + 1} of ${session.test}`;
