@@ -51,44 +51,23 @@ class LossLog:
 
     def keep_only(self, keep: Callable[[dict], bool]) -> None:
         """Rewrites the log with the lines `keep` accepts (and without unreadable ones), if that drops any."""
-        if self.path is None or not self.path.exists():
-            return
-        lines = self.path.read_text().splitlines()
-        kept = []
-        for line in lines:
-            try:
-                if keep(json.loads(line)):
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue
+        lines = self.lines()
+        kept = [line for line in lines if holds(line, keep)]
         if len(kept) < len(lines):
             with atomic_path(self.path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in kept))
 
     def has_held_out_line(self, step: int) -> bool:
-        if self.path is None or not self.path.exists():
-            return False
-        for line in self.path.read_text().splitlines():
-            try:
-                if is_held_out_line(json.loads(line), step):
-                    return True
-            except (ValueError, KeyError, TypeError):
-                continue
-        return False
+        return any(holds(line, lambda record: is_held_out_line(record, step)) for line in self.lines())
 
     def records_at(self, step: int) -> list[dict]:
         """The readable lines of `step`."""
+        return [json.loads(line) for line in self.lines() if holds(line, lambda record: record["step"] == step)]
+
+    def lines(self) -> list[str]:
         if self.path is None or not self.path.exists():
             return []
-        found = []
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                if record["step"] == step:
-                    found.append(record)
-            except (ValueError, KeyError, TypeError):
-                continue
-        return found
+        return self.path.read_text().splitlines()
 
     def add(self, losses: dict[str, torch.Tensor], step: int, epoch: int, lr: float) -> None:
         """Sums the losses, and every `every` steps logs their averages: reading them is the one sync, and where
@@ -135,6 +114,14 @@ class LossLog:
                 raise OSError(err.errno, err.strerror, str(self.path)) from err
         if self.board is not None:
             self.board.scalars(record)
+
+
+def holds(line: str, test: Callable[[dict], bool]) -> bool:
+    """Whether a log line is readable and passes `test`; an unreadable or incomplete line passes none."""
+    try:
+        return bool(test(json.loads(line)))
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def is_held_out_line(record: dict, step: int) -> bool:
