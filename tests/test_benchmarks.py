@@ -37,7 +37,8 @@ def test_translate_benchmark_times_every_backend():
 @pytest.mark.slow
 def test_serve_load_benchmark_loads_and_overloads_the_real_server():
     pytest.importorskip("fastapi", reason='the server needs the serve extra: pip install "pix2pix[serve]"')
-    done = run_benchmark("serve_load.py", "--size", "32", "--ngf", "8", "--requests", "8", "--clients", "2",
+    # translations of 256 px take long enough (about 0.1 s) that 6 clients at once always overfill 1 + 1 places
+    done = run_benchmark("serve_load.py", "--size", "256", "--ngf", "16", "--requests", "8", "--clients", "2",
                          "--queue", "1", "--overload-clients", "6", "--overload-requests", "12")
     assert done.returncode == 0, done.stderr
     assert "still serving after the overload: True" in done.stdout and "wrote " in done.stdout
